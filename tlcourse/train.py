@@ -1,0 +1,123 @@
+"""One small training loop for every chapter: a progress bar, a history, and periodic evaluation.
+
+The loop is deliberately plain (nanoGPT-style): the chapter passes a model, an iterator of batches
+and a loss function; everything method-specific lives in the chapter's module, not here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+EvalFn = Callable[[torch.nn.Module], "dict[str, float]"]
+
+
+@dataclass
+class History:
+    """Losses per step and evaluation metrics per evaluation step; :mod:`tlcourse.viz` plots it."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+
+    def log_eval(self, step: int, values: dict[str, float]) -> None:
+        self.eval_steps.append(step)
+        for k, v in values.items():
+            self.metrics.setdefault(k, []).append(float(v))
+
+    def last(self, metric: str) -> float:
+        """The most recent value of an evaluation metric (or of ``"loss"``)."""
+        if metric == "loss":
+            return self.loss[-1]
+        if metric not in self.metrics:
+            raise KeyError(f"No metric {metric!r} in this history; it has: loss, {', '.join(self.metrics) or '(none)'}.")
+        return self.metrics[metric][-1]
+
+
+def random_batches(*tensors: torch.Tensor, batch_size: int, generator: torch.Generator | None = None) -> Iterator:
+    """Endless minibatches drawn with replacement from tensors that share their first dimension.
+
+    When ``batch_size`` is at least the number of rows, every batch is the full set (full-batch training).
+    """
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"random_batches: tensors have different lengths {[len(t) for t in tensors]}.")
+    if n == 0:
+        raise ValueError("random_batches: no rows to sample from.")
+    while True:
+        if batch_size >= n:
+            yield tensors
+        else:
+            idx = torch.randint(n, (batch_size,), generator=generator)
+            yield tuple(t[idx] for t in tensors)
+
+
+def fit(
+    model: torch.nn.Module,
+    batches: Iterable,
+    loss_fn: LossFn,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    params: Iterable[torch.nn.Parameter] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    weight_decay: float = 0.0,
+    clip_grad: float | None = None,
+    eval_fn: EvalFn | None = None,
+    eval_every: int | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` for ``steps`` steps of ``loss_fn(model, batch)`` and return the :class:`History`.
+
+    ``params`` restricts what is trained (e.g. only a new head on a frozen body); the default
+    optimiser is AdamW (Loshchilov & Hutter, 2019). ``eval_fn(model)`` runs every ``eval_every``
+    steps and at the end, in eval mode and without gradients.
+    """
+    if steps <= 0:
+        raise ValueError(f"fit: steps must be positive, got {steps}.")
+    trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    if not trainable and optimizer is None:
+        raise ValueError("fit: nothing to train (no parameter has requires_grad=True).")
+    opt = optimizer or torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    history = History()
+    it = iter(batches)
+    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        model.train()
+        loss = loss_fn(model, next(it))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(trainable, clip_grad)
+        opt.step()
+        history.steps.append(step)
+        history.loss.append(loss.item())
+        if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == steps):
+            history.log_eval(step, evaluate(model, eval_fn))
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.metrics.items()})
+        elif step % 10 == 0:
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+    model.eval()
+    return history
+
+
+def evaluate(model: torch.nn.Module, eval_fn: EvalFn) -> dict[str, float]:
+    """Run ``eval_fn(model)`` in eval mode without gradients, restoring the previous mode."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        values = eval_fn(model)
+    model.train(was_training)
+    return {k: float(v) for k, v in values.items()}
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of rows whose arg-max logit equals the label."""
+    if logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"accuracy: {logits.shape[0]} predictions but {labels.shape[0]} labels.")
+    return (logits.argmax(-1) == labels).float().mean().item()
