@@ -81,6 +81,20 @@ class Run:
         return select(configs, self.profile, what)
 
 
+def quiet_libraries() -> None:
+    """Keep the libraries' own chatter (weight-loading reports and bars) out of the chapters' output.
+
+    The chapters show their own progress bars (``tqdm.auto``) and assert what the reports say.
+    """
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
 def setup(seed: int = 0, profile: str | None = None, verbose: bool = True) -> Run:
     """Seed everything, choose the profile and device, print what was chosen, and return it.
 
@@ -88,6 +102,7 @@ def setup(seed: int = 0, profile: str | None = None, verbose: bool = True) -> Ru
     (profile, device, library versions, data directory).
     """
     name = profile_name(profile)
+    quiet_libraries()
     seed_everything(seed)
     device = pick_device(name)
     run = Run(profile=name, device=device, seed=seed)

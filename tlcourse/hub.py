@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .data import cache_dir, hub_offline
@@ -146,7 +147,7 @@ def load_artifact(name: str, config: Mapping[str, Any]) -> tuple[dict[str, torch
     try:
         state = load_file(str(folder / "model.safetensors"))
         meta = json.loads((folder / "config.json").read_text())["meta"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, SafetensorError):
         return None
     return state, meta
 

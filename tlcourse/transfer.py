@@ -86,13 +86,14 @@ class BagOfWords(nn.Module):
 
 @dataclass
 class Task:
-    """An encoded classification task: token ids ``x`` (n, max_len), labels ``y`` (n,), raw texts."""
+    """An encoded classification task: token ids ``x`` (n, max_len), labels ``y`` (n,), the texts."""
 
     name: str
     x: torch.Tensor
     y: torch.Tensor
     n_classes: int
-    texts: list[list[str]]
+    tokens: list[list[str]]
+    sentences: list[str]
 
 
 @dataclass
@@ -118,8 +119,8 @@ def prepare(cfg: TransferConfig, data_dir=None) -> Setting:
     # One vocabulary for every model, so that "scratch" and "transferred" differ only in their weights.
     vocab = Vocab.build((t for toks in tokens.values() for t in toks), min_count=cfg.min_count)
     tasks = {
-        name: Task(name, vocab.encode_batch(tokens[name], cfg.max_len), torch.tensor(labels), n, tokens[name])
-        for name, (_, labels, n) in raw.items()
+        name: Task(name, vocab.encode_batch(tokens[name], cfg.max_len), torch.tensor(labels), n, tokens[name], texts)
+        for name, (texts, labels, n) in raw.items()
     }
     target = tasks.pop("target")
     test_idx, pool_idx = stratified_split(target.y.numpy(), cfg.test_size, seed=0)
@@ -232,16 +233,14 @@ def transfer_model(source: BagOfWords | None, n_classes: int, vocab: Vocab, cfg:
     return model
 
 
-def finetune_eval(model: BagOfWords, target: Task, train_idx: np.ndarray, test_idx: np.ndarray,
-                  cfg: TransferConfig, seed: int) -> float:
-    """Train the trainable parameters on ``train_idx`` rows, return accuracy on ``test_idx`` rows."""
-    tr = torch.as_tensor(train_idx)
-    batches = random_batches(target.x[tr], target.y[tr], batch_size=cfg.finetune_batch,
-                             generator=torch.Generator().manual_seed(seed))
+def finetune_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray,
+                  test_idx: np.ndarray, cfg: TransferConfig, seed: int) -> float:
+    """Train the trainable parameters on rows ``train_idx`` of ``(x, y)``; return accuracy on ``test_idx``."""
+    tr, te = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    batches = random_batches(x[tr], y[tr], batch_size=cfg.finetune_batch, generator=torch.Generator().manual_seed(seed))
     fit(model, batches, _loss, steps=cfg.finetune_steps, lr=cfg.finetune_lr, progress=False)
-    te = torch.as_tensor(test_idx)
     with torch.no_grad():
-        return accuracy(model(target.x[te]), target.y[te])
+        return accuracy(model(x[te]), y[te])
 
 
 # The conditions of the learning-curve experiment: (name, source or None, freeze body?)
@@ -255,24 +254,30 @@ CONDITIONS: tuple[tuple[str, str | None, bool], ...] = (
 
 
 def learning_curves(setting: Setting, sources: Mapping[str, BagOfWords], cfg: TransferConfig,
-                    conditions=CONDITIONS, progress: bool = True) -> list[dict]:
+                    conditions: Sequence[tuple[str, str | None, bool]] = CONDITIONS,
+                    features: Mapping[str, torch.Tensor] | None = None, progress: bool = True) -> list[dict]:
     """Target accuracy for every condition x label budget x seed, as a list of records.
 
-    For each seed the budgets are nested subsets of the target pool (:func:`label_budget_indices`),
-    and every condition sees the same labelled rows and the same initial head.
+    ``features`` adds conditions whose body is an external frozen encoder: ``name -> (n, d)``
+    features of the target sentences, on which only a linear head is trained. For each seed the
+    budgets are nested subsets of the target pool (:func:`label_budget_indices`), and all
+    conditions see the same labelled rows.
     """
-    records = []
-    runs = [(seed, b) for seed in range(cfg.seeds) for b in cfg.budgets]
-    bar = tqdm(total=len(runs) * len(conditions), desc="learning curves", disable=not progress)
-    pool_labels = setting.target.y.numpy()[setting.pool_idx]
+    features = dict(features or {})
+    n_runs = cfg.seeds * len(cfg.budgets) * (len(conditions) + len(features))
+    bar = tqdm(total=n_runs, desc="learning curves", disable=not progress)
+    target, records = setting.target, []
+    pool_labels = target.y.numpy()[setting.pool_idx]
     for seed in range(cfg.seeds):
         subsets = label_budget_indices(pool_labels, cfg.budgets, seed=seed)
         for budget in cfg.budgets:
             train_idx = setting.pool_idx[subsets[budget]]
-            for name, source, freeze in conditions:
+            runs = [(name, lambda s=source, f=freeze: transfer_model(sources[s] if s else None, 2, setting.vocab, cfg, f),
+                     target.x) for name, source, freeze in conditions]
+            runs += [(name, lambda d=feats.shape[1]: nn.Linear(d, 2), feats) for name, feats in features.items()]
+            for name, make, x in runs:
                 torch.manual_seed(seed)
-                model = transfer_model(sources[source] if source else None, 2, setting.vocab, cfg, freeze)
-                acc = finetune_eval(model, setting.target, train_idx, setting.test_idx, cfg, seed)
+                acc = finetune_eval(make(), x, target.y, train_idx, setting.test_idx, cfg, seed)
                 records.append({"condition": name, "budget": budget, "seed": seed, "accuracy": acc})
                 bar.update()
     bar.close()

@@ -114,3 +114,16 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     x = x - x.mean(0, keepdims=True)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     return x @ vt[:2].T
+
+
+def show_source(obj) -> None:
+    """Display the source of a function or class from ``tlcourse``, syntax-highlighted.
+
+    Chapters use this instead of copying code into cells, so the text the reader sees is the code
+    that runs (and that the tests check).
+    """
+    import inspect
+
+    from IPython.display import Code, display
+
+    display(Code(inspect.getsource(obj), language="python"))

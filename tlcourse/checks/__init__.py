@@ -192,3 +192,7 @@ def check_properties(name: str, fn: Callable, cases: Sequence[Case], properties:
                 return _report(name, False, f"case {i}/{len(cases)} ({case.label}): same inputs gave a different result "
                                f"({why})\n    hint: draw every random number from a generator seeded with `seed`", case)
     return _report(name, True, f"{len(properties)} properties hold on all {len(cases)} cases")
+
+
+# The chapters' checks, importable as attributes: ``from tlcourse import checks; checks.transfer...``
+from . import transfer  # noqa: E402

@@ -12,7 +12,7 @@ from . import Case, CheckResult, Property, _report, check_properties, compare_to
 def _corpus(rng: np.random.Generator, vocab: list[str], n_texts: int, zipf: float = 1.3) -> list[list[str]]:
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** zipf
     weights /= weights.sum()
-    return [list(rng.choice(vocab, size=int(rng.integers(1, 9)), p=weights)) for _ in range(n_texts)]
+    return [[str(w) for w in rng.choice(vocab, size=int(rng.integers(1, 9)), p=weights)] for _ in range(n_texts)]
 
 
 def js_divergence(fn: Callable) -> CheckResult:
@@ -27,7 +27,11 @@ def js_divergence(fn: Callable) -> CheckResult:
         Case(([["a", "a", "a", "b"]], [["a"], ["b"]]), label="same words, different frequencies"),
         Case(([["x"] * 50 + ["y"]], [["x", "y"] * 3]), label="very different corpus sizes"),
     ]
+    general = ("follow the equation step by step: count words per corpus, divide by that corpus's token count, "
+               "M = (P + Q) / 2 over the union of words, KL terms in log base 2, skip terms where P (or Q) is 0")
     hints = {
+        "random corpora": general,
+        "random corpora, partly shared words": general,
         "identical corpora": "the divergence of a distribution from itself is 0",
         "no word in common": "with no shared word JS is exactly 1 bit: use log base 2 and the mixture M = (P + Q) / 2",
         "same words, different frequencies": "normalise counts to probabilities per corpus (P sums to 1, Q sums to 1)",

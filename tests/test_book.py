@@ -1,0 +1,70 @@
+"""The book's sources: every chapter has its notebook twin, in sync, committed without outputs,
+listed in the table of contents, and carrying the contract's furniture (CONVENTIONS.md)."""
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]-*.md"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_every_chapter_has_a_twin_and_every_twin_a_chapter():
+    assert CHAPTERS, "no chapters found in book/"
+    assert [p.stem for p in CHAPTERS] == [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_twin_is_in_sync(md):
+    source = jupytext.read(md)
+    twin = jupytext.read(ROOT / "notebooks" / f"{md.stem}.ipynb")
+    assert _cells(source) == _cells(twin), f"{md.name} and its notebook differ: run `make sync`"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_are_committed_without_outputs(nb_path):
+    nb = json.loads(nb_path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{nb_path.name} has outputs: run `make sync`"
+
+
+def _toc_files(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root"):
+                yield value
+            else:
+                yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
+def test_toc_lists_existing_files_and_every_chapter():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = list(_toc_files(toc))
+    for f in files:
+        assert (ROOT / f"{f}.md").is_file() or (ROOT / f"{f}.ipynb").is_file(), f"_toc.yml lists missing {f}"
+    for md in CHAPTERS:
+        assert f"book/{md.stem}" in files, f"{md.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_contract(md):
+    text = md.read_text()
+    code = "\n".join(re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S))
+    assert re.search(r":::\{admonition\} Runtime", text), "no Runtime admonition"
+    assert "tlcourse.setup(" in code and "hide-output" in text, "no setup cell"
+    assert "assert " in code, "no claim check"
+    assert "{exercise-start}" in text or "{exercise}" in text, "no exercise"
+    assert "{cite}" in text and "{bibliography}" in text, "no citations"
+    assert not re.search(r"from_pretrained\(\s*['\"][\w.-]+/[\w.-]+['\"]", code), "loads from the hub directly"

@@ -1,0 +1,150 @@
+"""tlcourse.checks: the framework, and chapter 1's self-checks against the reference, the stub and
+planted mistakes (each planted mistake must be caught, with a hint, and no reference code shown)."""
+import inspect
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from tlcourse import checks, transfer
+from tlcourse.checks import Case, match
+
+
+def test_match_describes_the_first_difference():
+    assert match(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-9])) is None
+    assert "expected shape (2,), got shape (3,)" in match(np.zeros(3), np.zeros(2))
+    assert "index (1,)" in match(torch.tensor([1, 5]), torch.tensor([1, 2]))
+    assert "expected 0.5, got 0.6" in match(0.6, 0.5)
+    assert "expected keys" in match({"a": 1}, {"b": 1})
+    assert "output[1]" in match([1, 3], [1, 2])
+    assert "expected a number, got str" in match("0.5", 0.5)
+    assert match(np.float64(0.25), 0.25) is None
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError("Exercise 1.1")
+
+
+def _js_from(counts_to_divergence):
+    def fn(texts_a, texts_b):
+        ca, cb = Counter(w for t in texts_a for w in t), Counter(w for t in texts_b for w in t)
+        words = sorted(set(ca) | set(cb))
+        p = np.array([ca[w] for w in words], float)
+        q = np.array([cb[w] for w in words], float)
+        return counts_to_divergence(p, q)
+    return fn
+
+
+def _kl(a, b, log=np.log2):
+    nz = a > 0
+    return float(np.sum(a[nz] * log(a[nz] / b[nz])))
+
+
+PLANTED_JS = {
+    "natural log": _js_from(lambda p, q: 0.5 * _kl(p / p.sum(), (p / p.sum() + q / q.sum()) / 2, np.log)
+                            + 0.5 * _kl(q / q.sum(), (p / p.sum() + q / q.sum()) / 2, np.log)),
+    "KL instead of JS": _js_from(lambda p, q: _kl(p / p.sum(), np.maximum(q / q.sum(), 1e-12))),
+    "normalised by both corpora's total": _js_from(lambda p, q: 0.5 * _kl(p / (p + q).sum(), (p + q) / 2 / (p + q).sum())
+                                                   + 0.5 * _kl(q / (p + q).sum(), (p + q) / 2 / (p + q).sum())),
+    "mixture not halved": _js_from(lambda p, q: 0.5 * _kl(p / p.sum(), p / p.sum() + q / q.sum())
+                                   + 0.5 * _kl(q / q.sum(), p / p.sum() + q / q.sum())),
+    "only words of the first corpus": lambda a, b: transfer.unigram_js_divergence(
+        a, [[w for w in t if w in {x for s in a for x in s}] or [next(iter(a[0]))] for t in b]),
+}
+
+
+def test_js_check_passes_reference_and_catches_stub_and_planted(capsys):
+    assert checks.transfer.js_divergence(transfer.unigram_js_divergence)
+    assert "PASS js_divergence" in capsys.readouterr().out
+    result = checks.transfer.js_divergence(_stub)
+    assert not result and "not implemented yet (Exercise 1.1)" in result.message
+    caught = {name: not checks.transfer.js_divergence(fn) for name, fn in PLANTED_JS.items()}
+    out = capsys.readouterr().out
+    print(f"js_divergence: caught {sum(caught.values())}/{len(caught)} planted mistakes")
+    assert all(caught.values()), caught
+    assert "hint:" in out and "expected:" in out and "got:" in out
+    assert "def unigram_js_divergence" not in out and "0 log 0" not in out  # never the reference code
+
+
+def _budgets_independent(labels, budgets, seed):  # not nested
+    rng = np.random.default_rng(seed)
+    return {b: transfer.label_budget_indices(labels, [b], int(rng.integers(1 << 30)))[b] for b in budgets}
+
+
+def _budgets_unbalanced(labels, budgets, seed):  # ignores the classes
+    order = np.random.default_rng(seed).permutation(len(labels))
+    return {b: order[:b] for b in budgets}
+
+
+def _budgets_unseeded(labels, budgets, seed):  # global random state: differs call to call
+    order = transfer.label_order(np.asarray(labels), np.random.default_rng())
+    return {b: order[:b] for b in budgets}
+
+
+def _budgets_with_replacement(labels, budgets, seed):  # off by one: rows chosen twice
+    order = transfer.label_order(np.asarray(labels), np.random.default_rng(seed))
+    return {b: np.concatenate([order[: b - 1], order[:1]]) for b in budgets}
+
+
+def _budgets_ignore_seed(labels, budgets, seed):
+    return transfer.label_budget_indices(labels, budgets, seed=0)
+
+
+def _budgets_list_of_lists(labels, budgets, seed):  # wrong container
+    return [transfer.label_budget_indices(labels, [b], seed)[b] for b in budgets]
+
+
+PLANTED_BUDGETS = {f.__name__: f for f in [_budgets_independent, _budgets_unbalanced, _budgets_unseeded,
+                                            _budgets_with_replacement, _budgets_ignore_seed, _budgets_list_of_lists]}
+
+
+def test_budget_check_passes_reference_and_catches_stub_and_planted(capsys):
+    assert checks.transfer.label_budgets(transfer.label_budget_indices)
+    assert not checks.transfer.label_budgets(_stub)
+    caught = {name: not checks.transfer.label_budgets(fn) for name, fn in PLANTED_BUDGETS.items()}
+    out = capsys.readouterr().out
+    print(f"label_budgets: caught {sum(caught.values())}/{len(caught)} planted mistakes")
+    assert all(caught.values()), caught
+    assert "nested budgets" in out and "class-balanced" in out and "different result" in out
+
+
+MODEL_ANSWERS = {
+    "resnet_to_xrays": {"differs": "inductive", "transfers": "parameters", "when": "sequential"},
+    "bert_to_task": {"differs": "inductive", "transfers": "parameters", "when": "sequential"},
+    "english_to_swahili": {"differs": "domain adaptation", "transfers": "representations", "when": "sequential"},
+    "t5_flan": {"differs": "inductive", "transfers": "parameters", "when": "simultaneous"},
+    "gpt4_to_small_model": {"differs": "domain adaptation", "transfers": "knowledge", "when": "sequential"},
+    "sst2_to_amazon": {"differs": "domain adaptation", "transfers": "parameters", "when": "sequential"},
+}
+
+
+def test_taxonomy_check():
+    assert checks.transfer.taxonomy(MODEL_ANSWERS)
+    wrong = {**MODEL_ANSWERS, "t5_flan": {**MODEL_ANSWERS["t5_flan"], "when": "sequential"},
+             "sst2_to_amazon": {**MODEL_ANSWERS["sst2_to_amazon"], "differs": "inductive"}}
+    result = checks.transfer.taxonomy(wrong)
+    assert not result and "2 answer(s)" in result.message and "t5_flan.when: reconsider" in result.message
+    assert "simultaneous" not in result.message.split("t5_flan.when")[1].split("\n")[0].split("reconsider")[0]
+    typo = {**MODEL_ANSWERS, "bert_to_task": {**MODEL_ANSWERS["bert_to_task"], "transfers": "weights"}}
+    assert "'weights' is not one of instances" in checks.transfer.taxonomy(typo).message
+    missing = dict(MODEL_ANSWERS)
+    missing.pop("t5_flan")
+    assert "no answer yet for: t5_flan" in checks.transfer.taxonomy(missing).message
+    assert "expected a dict" in checks.transfer.taxonomy(["inductive"]).message
+
+
+def test_checks_never_raise_on_bad_student_code():
+    def crashes(a, b):
+        return a[10][10]
+
+    result = checks.transfer.js_divergence(crashes)
+    assert not result and "raised IndexError" in result.message
+    assert "pass the function itself" in checks.transfer.js_divergence(0.5).message
+    result = checks.compare_to_reference("square", lambda x: x * x, lambda x: x ** 2, [Case((3,)), Case((np.arange(3),))])
+    assert result and repr(result) == "<check square: PASS>"
+
+
+def test_check_modules_do_not_contain_solutions_to_print():
+    source = inspect.getsource(checks.transfer)
+    assert "np.log2" not in source  # checks call the reference; they do not re-implement it in view

