@@ -10,7 +10,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 CONSTRAINTS ?= ci/constraints.txt
-ACTIVE_ENV := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX))
+# conda's base environment does not count: installing the course into it would be rude.
+ACTIVE_ENV := $(or $(VIRTUAL_ENV),$(if $(filter-out base,$(CONDA_DEFAULT_ENV)),$(CONDA_PREFIX),))
 ifeq ($(ACTIVE_ENV),)
   VENV := .venv
   PY := $(VENV)/bin/python
