@@ -28,10 +28,12 @@ NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]-*.ipynb)
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install book test unit nbval book-check sync clean
+.PHONY: help install book book-nosolutions student test unit nbval student-check book-check sync clean
 help:
 	@echo "make book   - install, execute every chapter, build _build/html/index.html"
 	@echo "make test   - install, unit tests, nbval over notebooks/, strict book build"
+	@echo "make book-nosolutions - the executed book without solutions (graded courses)"
+	@echo "make student - student notebooks (solutions replaced by stubs) in _build/student"
 	@echo "make sync   - regenerate notebooks/*.ipynb from book/*.md (jupytext)"
 	@echo "make clean  - remove _build (keeps .venv and the artefact cache)"
 
@@ -54,7 +56,7 @@ book: install
 	@echo "The book: $(abspath _build/html/index.html)"
 
 unit: install
-	$(PY) -m pytest tests -q -p no:cacheprovider || [ $$? -eq 5 ]
+	$(PY) -m pytest tests -q -p no:cacheprovider -m "not notebook" || [ $$? -eq 5 ]
 
 nbval: install
 	@if [ -z "$(NOTEBOOKS)" ]; then echo "no notebooks to run"; else \
@@ -65,14 +67,41 @@ nbval: install
 	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
 	  done; fi
 
+# Derived configs for builds into _build/<name> (paths made absolute, since the config file moves).
+ABS_PATHS := -e 's|^\(  *[a-z_]*:\) *book/_ext$$|\1 $(CURDIR)/book/_ext|' \
+  -e 's|^\(  *- \)book/references.bib|\1$(CURDIR)/book/references.bib|' \
+  -e 's|"book/_static"|"$(CURDIR)/book/_static"|'
+NO_EXEC := -e 's/^\(  *execute_notebooks:\).*/\1 "off"/'
+SHARED_CACHE := -e 's|^\(  *\)execute_notebooks: cache|&\n\1cache: $(CURDIR)/_build/.jupyter_cache|'
+NO_SOLUTIONS := -e 's|^\(  *\)html_show_copyright: true|&\n\1tlcourse_hide_solutions: true|'
+STRICT := -W -n --keep-going
+
 # Warnings are errors; the notebooks are not executed again (they just ran under nbval).
 book-check: install
 	@mkdir -p _build
-	sed -e 's/^\(  *execute_notebooks:\).*/\1 "off"/' -e 's|^\(  *colab_twin:\) *book/_ext|\1 $(CURDIR)/book/_ext|' \
-	  -e 's|^\(  *- \)book/references.bib|\1$(CURDIR)/book/references.bib|' _config.yml > _build/_config.noexec.yml
-	$(BIN)jupyter-book build . --config _build/_config.noexec.yml --path-output _build/check -W -n --keep-going
+	sed $(ABS_PATHS) $(NO_EXEC) _config.yml > _build/_config.check.yml
+	$(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT)
+	sed $(ABS_PATHS) $(NO_EXEC) $(NO_SOLUTIONS) _config.yml > _build/_config.check-nosolutions.yml
+	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT)
+	@! grep -l 'class="solution' _build/check-nosolutions/_build/html/book/*.html || (echo "solutions leaked into the no-solutions build" && false)
+	@grep -q 'class="exercise' _build/check-nosolutions/_build/html/book/01-what-is-transfer.html || (echo "the no-solutions build lost its exercises" && false)
 
-test: unit nbval book-check
+# The book for a graded course: executed like `make book` (same execution cache), solutions removed.
+book-nosolutions: install
+	@mkdir -p _build
+	sed $(ABS_PATHS) $(SHARED_CACHE) $(NO_SOLUTIONS) _config.yml > _build/_config.nosolutions.yml
+	$(BIN)jupyter-book build . --config _build/_config.nosolutions.yml --path-output _build/nosolutions
+	@echo "The book without solutions: $(abspath _build/nosolutions/_build/html/index.html)"
+
+# Student notebooks (solutions replaced by stubs) for every chapter.
+student: install
+	$(BIN)tlcourse assign --out _build/student --force
+
+# Each chapter's student notebook runs up to its first stub and raises nothing but the stubs' errors.
+student-check: install
+	$(PY) -m pytest -q -p no:cacheprovider -m notebook tests/test_student_notebooks.py || [ $$? -eq 5 ]
+
+test: unit nbval student-check book-check
 
 sync:
 	touch book/[0-9][0-9]-*.md  # the Markdown is the source: make it the newer side of each pair

@@ -66,5 +66,11 @@ def test_chapter_contract(md):
     assert "tlcourse.setup(" in code and "hide-output" in text, "no setup cell"
     assert "assert " in code, "no claim check"
     assert "{exercise-start}" in text or "{exercise}" in text, "no exercise"
-    assert "{cite}" in text and "{bibliography}" in text, "no citations"
+    assert "{cite}" in text, "no citations"
+    assert "{bibliography}" not in text, "chapters cite into the one bibliography on book/references.md"
     assert not re.search(r"from_pretrained\(\s*['\"][\w.-]+/[\w.-]+['\"]", code), "loads from the hub directly"
+    starts = re.findall(r"\{exercise-start\}[^\n]*\n((?::\w+:[^\n]*\n)*)", text)
+    for options in starts:
+        assert re.search(r":class:.*\b(implement|experiment|think)\b", options), f"an exercise without a kind: {options!r}"
+    solutions = len(re.findall(r"\{solution-start\}", text))
+    assert solutions == len(starts), f"{len(starts)} exercises but {solutions} solutions"

@@ -119,6 +119,24 @@ MODEL_ANSWERS = {
 }
 
 
+def _with(scenario, axis, value):
+    return {**MODEL_ANSWERS, scenario: {**MODEL_ANSWERS[scenario], axis: value}}
+
+
+PLANTED_TAXONOMY = {
+    "multi-task called sequential": _with("t5_flan", "when", "sequential"),
+    "domain adaptation called inductive": _with("sst2_to_amazon", "differs", "inductive"),
+    "distillation transfers parameters": _with("gpt4_to_small_model", "transfers", "parameters"),
+    "cross-lingual called inductive": _with("english_to_swahili", "differs", "inductive"),
+}
+
+
+def test_taxonomy_check_catches_planted_mistakes():
+    caught = {name: not checks.transfer.taxonomy(answers) for name, answers in PLANTED_TAXONOMY.items()}
+    print(f"taxonomy: caught {sum(caught.values())}/{len(caught)} planted mistakes")
+    assert all(caught.values()), caught
+
+
 def test_taxonomy_check():
     assert checks.transfer.taxonomy(MODEL_ANSWERS)
     wrong = {**MODEL_ANSWERS, "t5_flan": {**MODEL_ANSWERS["t5_flan"], "when": "sequential"},

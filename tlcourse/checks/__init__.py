@@ -58,6 +58,8 @@ def summarize(x: Any, width: int = 120) -> str:
     if isinstance(x, np.ndarray):
         body = np.array2string(x.ravel()[:6], precision=4, separator=", ")
         return f"array(shape={x.shape}, dtype={x.dtype}, first={body})"
+    if isinstance(x, np.generic):
+        x = x.item()  # np.float64(0.5) -> 0.5
     text = repr(x)
     return text if len(text) <= width else text[: width - 3] + "..."
 

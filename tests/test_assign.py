@@ -1,0 +1,127 @@
+"""tlcourse assign: stubs, directives, options, and clear all-or-nothing errors."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+
+from tlcourse.assign import AssignError, assign, make_student_notebook
+from tlcourse.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _nb(*cells):
+    return {"cells": [{"cell_type": t, "metadata": m, "source": s, **({"outputs": [1], "execution_count": 3} if t == "code" else {})}
+                      for t, s, m in cells], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _text(nb):
+    """All cell sources, as the student sees them (not JSON-escaped)."""
+    return "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in nb["cells"])
+
+
+def _md(text):
+    return ("markdown", text, {})
+
+
+def _code(text, tags=()):
+    return ("code", text, {"tags": list(tags)} if tags else {})
+
+
+EXERCISE = "````{exercise-start} Title %s\n:label: ex-%s\n:class: %s\n````\n\nDo it.\n\n````{exercise-end}\n````"
+SOLUTION_START = "````{solution-start} ex-%s\n:class: dropdown\n````"
+SOLUTION_END = "Why it works.\n\n````{solution-end}\n````"
+
+
+def test_markers_become_indented_stubs_and_checks_stay():
+    nb = _nb(
+        _md("Intro\n\n" + EXERCISE % ("A", "a", "implement") + "\n\n" + SOLUTION_START % "a"),
+        _code("def f(x):\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\n\n\ncheck(f)"),
+        _md(SOLUTION_END + "\n\n" + EXERCISE % ("B", "b", "experiment") + "\n\n" + SOLUTION_START % "b"),
+        _code("run_experiment()", tags=["solution"]),
+        _md(SOLUTION_END),
+    )
+    student, exercises = make_student_notebook(nb, chapter=3)
+    assert [(e.number, e.kind, e.title) for e in exercises] == [("3.1", "implement", "Title A"), ("3.2", "experiment", "Title B")]
+    sources = [c["source"] for c in student["cells"]]
+    assert sources[0] == "Intro\n\n### Exercise 3.1 (implement): Title A\n\nDo it."
+    assert sources[1] == 'def f(x):\n    raise NotImplementedError("Exercise 3.1")  # your code here\n\n\ncheck(f)'
+    assert sources[2] == "### Exercise 3.2 (experiment): Title B\n\nDo it."
+    assert sources[3] == 'raise NotImplementedError("Exercise 3.2")  # your code here'
+    assert len(sources) == 4  # the last cell held only solution prose: gone
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in student["cells"] if c["cell_type"] == "code")
+    assert "Why it works" not in _text(student) and "x + 1" not in _text(student)
+
+
+def test_think_answers_keep_or_drop():
+    nb = _nb(_md(EXERCISE % ("T", "t", "think") + "\n" + SOLUTION_START % "t"),
+             _code("# BEGIN SOLUTION\nanswer = 42\n# END SOLUTION\ncheck(answer)"), _md(SOLUTION_END))
+    dropped, _ = make_student_notebook(nb, 1, "drop")
+    kept, _ = make_student_notebook(nb, 1, "keep")
+    assert "answer = 42" not in _text(dropped) and "Why it works" not in _text(dropped)
+    assert kept["cells"][1]["source"] == "answer = 42\ncheck(answer)"
+    assert "**Model answer:**" in kept["cells"][0]["source"] and "Why it works" in kept["cells"][2]["source"]
+    with pytest.raises(AssignError, match="must be 'keep' or 'drop'"):
+        make_student_notebook(nb, 1, "maybe")
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([_md("No exercises here."), _code("x = 1")], "no exercises found"),
+    ([_md(EXERCISE % ("A", "a", "implement")), _code("x = 1")], "no solution markers"),
+    ([_md("````{exercise-start} A\n:label: ex-a\n````\n\n````{exercise-end}\n````")], "has no kind"),
+    ([_md(EXERCISE % ("A", "a", "implement")), _code("# BEGIN SOLUTION\nx = 1")], "without a matching '# END SOLUTION'"),
+    ([_md(EXERCISE % ("A", "a", "implement")), _code("x = 1\n# END SOLUTION")], "without a matching '# BEGIN SOLUTION'"),
+    ([_code("# BEGIN SOLUTION\nx\n# END SOLUTION"), _md(EXERCISE % ("A", "a", "implement"))], "outside any exercise"),
+    ([_md("````{exercise-start} A\n:class: think\n")], "unclosed"),
+])
+def test_bad_notebooks_are_named_with_the_fix(cells, message):
+    with pytest.raises(AssignError, match=message) as info:
+        make_student_notebook(_nb(*cells), 1, name="notebooks/99-x.ipynb")
+    assert "99-x.ipynb" in str(info.value)
+
+
+def test_chapter_one_student_notebook(tmp_path):
+    report = assign(tmp_path / "out", ROOT / "notebooks", ["1"])
+    assert [(e.number, e.kind) for e in report["01-what-is-transfer"]] == [
+        ("1.1", "implement"), ("1.2", "implement"), ("1.3", "experiment"), ("1.4", "think")]
+    nb = json.loads((tmp_path / "out" / "01-what-is-transfer.ipynb").read_text())
+    text = _text(nb)
+    for solution_line in ["count_a.update(tokens)", "queues = [list(rng.permutation", "gentle_cfg =", '"sst2_to_amazon": {']:
+        assert solution_line not in text
+    for kept in ["checks.transfer.js_divergence(js_divergence)", "checks.transfer.label_budgets(label_budgets)",
+                 "checks.transfer.taxonomy(answers)", "### Exercise 1.4 (think)"]:
+        assert kept in text
+    assert "solution-start" not in text and "The ambiguities" not in text
+    # Every code cell is still valid (IPython) Python.
+    transform = TransformerManager().transform_cell
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            compile(transform(cell["source"]), "<cell>", "exec")
+
+
+def test_cli_errors_write_nothing(tmp_path, capsys):
+    out = tmp_path / "student"
+    assert main(["assign", "--source", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not out.exists()
+    assert main(["assign", "--source", str(ROOT / "notebooks"), "--chapters", "42", "--out", str(out)]) == 2
+    assert "unknown chapter '42'; available: 01-what-is-transfer" in capsys.readouterr().err and not out.exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(ROOT / "notebooks" / "01-what-is-transfer.ipynb", bad)
+    (bad / "02-plain.ipynb").write_text(json.dumps(_nb(_md("# Chapter 2"), _code("x = 1"))))
+    assert main(["assign", "--source", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "02-plain.ipynb: no exercises found" in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".student")]  # nothing partial
+
+
+def test_cli_writes_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "student"
+    assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    assert "01-what-is-transfer.ipynb: 4 exercises (1.1 implement, 1.2 implement, 1.3 experiment, 1.4 think)" in capsys.readouterr().out
+    assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out), "--force", "--think-answers", "keep"]) == 0
+    assert '"sst2_to_amazon": {' in _text(json.loads((out / "01-what-is-transfer.ipynb").read_text()))

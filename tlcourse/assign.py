@@ -1,0 +1,213 @@
+"""Student notebooks from the chapter notebooks: solutions out, stubs and self-checks in.
+
+The chapter notebooks mark their exercises the way the book renders them (sphinx-exercise's gated
+directives ``exercise-start``/``exercise-end`` and ``solution-start``/``solution-end``, with the
+kind in ``:class:`` — ``implement``, ``experiment`` or ``think``) and mark solution *code* with
+``# BEGIN SOLUTION`` / ``# END SOLUTION`` lines, or by tagging a whole cell ``solution``.
+
+:func:`make_student_notebook` turns one notebook into its student version:
+
+* code between the markers (or a ``solution``-tagged cell) becomes
+  ``raise NotImplementedError("Exercise N.M")`` at the same indentation; everything else in a
+  solution's code cells stays, so self-check calls are kept;
+* an exercise directive becomes a plain heading ("Exercise 1.2 (implement): title") that Jupyter
+  and Colab render; the prose of a solution (its dropdown) is removed, except a *think* exercise's
+  model answer when ``think_answers="keep"``;
+* outputs are cleared.
+
+:func:`assign` does this for a set of chapters and writes all of them or nothing.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+KINDS = ("implement", "experiment", "think")
+_FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>exercise-start|exercise-end|solution-start|solution-end)\}\s*(?P<arg>.*)$")
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
+_END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
+_CHAPTER = re.compile(r"^(?P<num>\d\d)-(?P<slug>[\w-]+)$")
+
+
+class AssignError(ValueError):
+    """Bad input to ``tlcourse assign``: the message says which file or option and what to do."""
+
+
+@dataclass
+class Exercise:
+    number: str  # "1.2"
+    title: str
+    kind: str
+    label: str
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _directive(lines: list[str], start: int) -> tuple[str, str, dict[str, str], int]:
+    """(name, argument, options, index after the closing fence) of the fenced directive at ``start``."""
+    m = _FENCE.match(lines[start])
+    fence, options, i = m["fence"], {}, start + 1
+    while i < len(lines) and lines[i].strip() != fence:
+        opt = re.match(r"^:(\w[\w-]*):\s*(.*)$", lines[i].strip())
+        if opt:
+            options[opt[1]] = opt[2].strip()
+        i += 1
+    if i == len(lines):
+        raise AssignError(f"unclosed {{{m['name']}}} directive (no closing {fence})")
+    return m["name"], m["arg"].strip(), options, i + 1
+
+
+def _stub_code(source: str, number: str | None, where: str) -> tuple[str, int]:
+    """Replace each BEGIN/END SOLUTION block by a NotImplementedError stub; returns (code, blocks)."""
+    out, blocks, inside = [], 0, None
+    for line in source.split("\n"):
+        begin = _BEGIN.match(line)
+        if begin:
+            if inside is not None:
+                raise AssignError(f"{where}: '# BEGIN SOLUTION' inside another solution block")
+            if number is None:
+                raise AssignError(f"{where}: '# BEGIN SOLUTION' outside any exercise (put it after an exercise-start)")
+            inside = begin["indent"]
+            out.append(f'{inside}raise NotImplementedError("Exercise {number}")  # your code here')
+            blocks += 1
+        elif _END.match(line):
+            if inside is None:
+                raise AssignError(f"{where}: '# END SOLUTION' without a matching '# BEGIN SOLUTION'")
+            inside = None
+        elif inside is None:
+            out.append(line)
+    if inside is not None:
+        raise AssignError(f"{where}: '# BEGIN SOLUTION' without a matching '# END SOLUTION'")
+    return "\n".join(out), blocks
+
+
+def make_student_notebook(nb: dict, chapter: int, think_answers: str = "drop", name: str = "notebook") -> tuple[dict, list[Exercise]]:
+    """The student version of a notebook (a JSON dict) and the exercises found in it."""
+    if think_answers not in ("keep", "drop"):
+        raise AssignError(f"think_answers must be 'keep' or 'drop', got {think_answers!r}")
+    student = copy.deepcopy(nb)
+    exercises: list[Exercise] = []
+    current: Exercise | None = None      # the exercise whose directive or solution we are in
+    in_solution = False
+    stubs = 0
+    cells = []
+    for index, cell in enumerate(student["cells"]):
+        where = f"{name}, cell {index + 1}"
+        if cell["cell_type"] == "code":
+            tags = cell.get("metadata", {}).get("tags", [])
+            number = current.number if current else None
+            if current is not None and current.kind == "think" and think_answers == "keep":
+                number = None  # a think exercise's answer is shown: only the marker lines go
+                code = "\n".join(l for l in _source(cell).split("\n") if not (_BEGIN.match(l) or _END.match(l)))
+                cell["source"], cell["outputs"], cell["execution_count"] = code, [], None
+                cells.append(cell)
+                continue
+            if "solution" in tags:
+                if number is None:
+                    raise AssignError(f"{where}: a cell tagged 'solution' outside any exercise")
+                code, blocks = f'raise NotImplementedError("Exercise {number}")  # your code here', 1
+            else:
+                code, blocks = _stub_code(_source(cell), number, where)
+            stubs += blocks
+            cell["source"], cell["outputs"], cell["execution_count"] = code, [], None
+            cells.append(cell)
+            continue
+        if cell["cell_type"] != "markdown":
+            cells.append(cell)
+            continue
+        lines, kept, i = _source(cell).split("\n"), [], 0
+        while i < len(lines):
+            if not _FENCE.match(lines[i]):
+                keep_think = current is not None and current.kind == "think" and think_answers == "keep"
+                if not in_solution or keep_think:
+                    kept.append(lines[i])
+                i += 1
+                continue
+            try:
+                directive, arg, options, i = _directive(lines, i)
+            except AssignError as err:
+                raise AssignError(f"{where}: {err}") from None
+            if directive == "exercise-start":
+                kind = options.get("class", "").split()
+                kind = next((k for k in kind if k in KINDS), None)
+                if kind is None:
+                    raise AssignError(f"{where}: exercise {arg!r} has no kind: add ':class: implement' "
+                                      f"(or experiment, think) to its exercise-start")
+                current = Exercise(f"{chapter}.{len(exercises) + 1}", arg, kind, options.get("label", ""))
+                exercises.append(current)
+                kept.append(f"### Exercise {current.number} ({kind}): {arg}")
+            elif directive == "solution-start":
+                in_solution = True
+                if current is not None and current.kind == "think" and think_answers == "keep":
+                    kept.append("**Model answer:**")
+            elif directive == "solution-end":
+                in_solution = False
+        cell["source"] = "\n".join(kept).strip("\n")
+        if cell["source"]:
+            cells.append(cell)
+    if not exercises:
+        raise AssignError(f"{name}: no exercises found (no exercise-start directive): nothing to assign")
+    if stubs == 0 and any(e.kind == "implement" for e in exercises):
+        raise AssignError(f"{name}: no solution markers: wrap solution code in '# BEGIN SOLUTION' / "
+                          f"'# END SOLUTION' lines, or tag the solution cell 'solution'")
+    student["cells"] = cells
+    student.setdefault("metadata", {})["tlcourse"] = {"student": True, "think_answers": think_answers}
+    return student, exercises
+
+
+def find_chapters(source: Path, chapters: Iterable[str] | None = None) -> list[Path]:
+    """The chapter notebooks of ``source`` chosen by number ("1", "01"), slug or file stem; all by default."""
+    if not source.is_dir():
+        raise AssignError(f"notebook folder {source} does not exist (run from the repository root, or pass --source)")
+    available = sorted(p for p in source.glob("*.ipynb") if _CHAPTER.match(p.stem))
+    if not available:
+        raise AssignError(f"no chapter notebooks (NN-slug.ipynb) in {source}")
+    if not chapters:
+        return available
+    chosen = []
+    for wanted in chapters:
+        matches = [p for p in available if wanted in (p.stem, _CHAPTER.match(p.stem)["slug"])
+                   or (wanted.isdigit() and int(wanted) == int(p.stem[:2]))]
+        if not matches:
+            raise AssignError(f"unknown chapter {wanted!r}; available: {', '.join(p.stem for p in available)}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def assign(out: Path, source: Path = Path("notebooks"), chapters: Iterable[str] | None = None,
+           think_answers: str = "drop", force: bool = False) -> dict[str, list[Exercise]]:
+    """Write the student notebooks of ``chapters`` to ``out``; all of them, or nothing on any error."""
+    paths = find_chapters(source, chapters)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise AssignError(f"output folder {out} is not empty; choose another or pass --force to replace it")
+    built, report = {}, {}
+    for path in paths:
+        try:
+            nb = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise AssignError(f"{path}: not a readable notebook ({err})") from None
+        student, exercises = make_student_notebook(nb, int(path.stem[:2]), think_answers, name=str(path))
+        built[path.name], report[path.stem] = student, exercises
+    # Everything was built in memory; now write to a temporary folder and move it into place.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        for filename, student in built.items():
+            (tmp / filename).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report
