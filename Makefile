@@ -1,6 +1,7 @@
 # The two commands a newcomer types (see README.md):
 #   make book   set up, execute every chapter (automatic profile), build the HTML book
-#   make test   set up, unit tests, every notebook through nbval, strict book build (no re-execution)
+#   make test   set up, unit tests, every notebook through nbval, student notebooks, strict book
+#               builds with and without solutions (no re-execution)
 #
 # Set-up: uses the active virtual environment or conda environment if there is one, otherwise
 # creates .venv. Exact versions come from ci/constraints.txt (override: make test CONSTRAINTS=).
@@ -31,7 +32,7 @@ export PYTHONHASHSEED ?= 0
 .PHONY: help install book book-nosolutions student test unit nbval student-check book-check sync clean
 help:
 	@echo "make book   - install, execute every chapter, build _build/html/index.html"
-	@echo "make test   - install, unit tests, nbval over notebooks/, strict book build"
+	@echo "make test   - install, unit tests, nbval over notebooks/, student notebooks, strict book builds"
 	@echo "make book-nosolutions - the executed book without solutions (graded courses)"
 	@echo "make student - student notebooks (solutions replaced by stubs) in _build/student"
 	@echo "make sync   - regenerate notebooks/*.ipynb from book/*.md (jupytext)"

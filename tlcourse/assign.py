@@ -22,11 +22,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
+from ._fs import atomic_dir
 
 KINDS = ("implement", "experiment", "think")
 _FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>exercise-start|exercise-end|solution-start|solution-end)\}\s*(?P<arg>.*)$")
@@ -199,15 +199,7 @@ def assign(out: Path, source: Path = Path("notebooks"), chapters: Iterable[str] 
         student, exercises = make_student_notebook(nb, int(path.stem[:2]), think_answers, name=str(path))
         built[path.name], report[path.stem] = student, exercises
     # Everything was built in memory; now write to a temporary folder and move it into place.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with atomic_dir(out) as tmp:
         for filename, student in built.items():
             (tmp / filename).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return report

@@ -14,8 +14,6 @@ import hashlib
 import importlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ._fs import atomic_dir
 from .data import cache_dir, hub_offline
 
 
@@ -127,17 +126,9 @@ def artifact_dir(name: str, config: Mapping[str, Any]) -> Path:
 def save_artifact(name: str, config: Mapping[str, Any], state: Mapping[str, torch.Tensor], meta: Mapping | None = None) -> Path:
     """Write ``state`` (a state dict) and ``config``/``meta`` atomically; returns the folder."""
     final = artifact_dir(name, config)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-"))
-    try:
+    with atomic_dir(final) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps({"name": name, "config": config, "meta": meta or {}}, indent=1, default=str))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
