@@ -56,6 +56,10 @@ def test_toc_lists_existing_files_and_every_chapter():
         assert (ROOT / f"{f}.md").is_file() or (ROOT / f"{f}.ipynb").is_file(), f"_toc.yml lists missing {f}"
     for md in CHAPTERS:
         assert f"book/{md.stem}" in files, f"{md.name} is not in _toc.yml"
+    # Sphinx numbers chapters by their place in the numbered parts; exercise numbers (N.M) and
+    # `tlcourse assign` use the file's NN. Both agree when the numbered files run 01, 02, ... in order.
+    numbered = [f for part in toc["parts"] if part.get("numbered") for f in _toc_files(part)]
+    assert [int(f.split("/")[-1][:2]) for f in numbered] == list(range(1, len(numbered) + 1)), numbered
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)

@@ -166,3 +166,82 @@ def test_checks_never_raise_on_bad_student_code():
 def test_check_modules_do_not_contain_solutions_to_print():
     source = inspect.getsource(checks.transfer)
     assert "np.log2" not in source  # checks call the reference; they do not re-implement it in view
+
+
+# ---- chapter 2 ------------------------------------------------------------------------------
+from tlcourse import embeddings, wordvectors  # noqa: E402
+
+
+def _keep_paper_formula(counts, sample):  # the paper's 1 - discard, not the code's formula
+    f = np.asarray(counts, float) / np.sum(counts)
+    return np.minimum(1, np.sqrt(sample / np.maximum(f, 1e-12))) if sample else np.ones(len(counts))
+
+
+PLANTED_KEEP = {
+    "raw counts instead of frequencies": lambda c, t: np.minimum(1, (np.sqrt(np.asarray(c) / t) + 1) * t / np.asarray(c)) if t else np.ones(len(c)),
+    "no cap at 1": lambda c, t: (np.sqrt((np.asarray(c) / np.sum(c)) / t) + 1) * t / (np.asarray(c) / np.sum(c)) if t else np.ones(len(c)),
+    "crashes with sample = 0": lambda c, t: np.minimum(1, (np.sqrt((np.asarray(c) / np.sum(c)) / t) + 1) * t / (np.asarray(c) / np.sum(c))),
+    "the paper's formula": _keep_paper_formula,
+}
+
+
+def _grads_from(error_fn):
+    def fn(v, u):
+        score = torch.einsum("bkd,bd->bk", u, v)
+        loss = -(torch.nn.functional.logsigmoid(score[:, 0]) + torch.nn.functional.logsigmoid(-score[:, 1:]).sum(1))
+        err = error_fn(score)
+        return loss, torch.einsum("bk,bkd->bd", err, u), err[:, :, None] * v[:, None, :]
+    return fn
+
+
+def _labels(score):
+    y = torch.zeros_like(score)
+    y[:, 0] = 1
+    return y
+
+
+PLANTED_SGNS = {
+    "sign flipped": _grads_from(lambda s: _labels(s) - torch.sigmoid(s)),
+    "every word labelled as context": _grads_from(lambda s: torch.sigmoid(s) - 1),
+    "sigmoid forgotten": _grads_from(lambda s: s - _labels(s)),
+    "loss summed over the batch": lambda v, u: (embeddings.sgns_loss(v, u).sum(), *embeddings.sgns_grads(v, u)[1:]),
+}
+
+
+def _cos_add_from(exclude, normalise_target=False, axis_bug=False):
+    def fn(unit, a, b, c):
+        target = unit[b] - unit[a] + unit[c]
+        scores = target @ unit.T
+        if axis_bug:
+            scores = scores.T
+        rows = torch.arange(scores.shape[0])[:, None]
+        if exclude:
+            scores[rows, torch.stack([a, b, c], 1)[: scores.shape[0]]] = -float("inf")
+        return scores.argmax(1)
+    return fn
+
+
+PLANTED_ANALOGY = {
+    "question words not excluded": _cos_add_from(exclude=False),
+    "wrong axis": _cos_add_from(exclude=False, axis_bug=True),
+    "a - b + c instead of b - a + c": lambda unit, a, b, c: wordvectors.three_cos_add(unit, b, a, c),
+    "excludes only c": lambda unit, a, b, c: ((unit[b] - unit[a] + unit[c]) @ unit.T).index_put_(
+        (torch.arange(len(a)), c), torch.tensor(-float("inf"))).argmax(1),
+}
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("keep_probability", embeddings.keep_probability, PLANTED_KEEP),
+    ("sgns_grads", embeddings.sgns_grads, PLANTED_SGNS),
+    ("three_cos_add", wordvectors.three_cos_add, PLANTED_ANALOGY),
+])
+def test_chapter2_checks(check, reference, planted, capsys):
+    run = getattr(checks.embeddings, check)
+    assert run(reference)
+    stub = run(_stub)
+    assert not stub and "not implemented yet" in stub.message
+    caught = {name: not run(fn) for name, fn in planted.items()}
+    out = capsys.readouterr().out
+    print(f"{check}: caught {sum(caught.values())}/{len(caught)} planted mistakes")
+    assert all(caught.values()), caught
+    assert "hint:" in out and "def " not in out

@@ -83,10 +83,12 @@ def test_transfer_model_copies_body_and_freezing_keeps_it():
     assert not any(p.requires_grad for p in frozen.body_parameters()) and frozen.head.weight.requires_grad
     frozen = transfer.transfer_model(source, 2, setting.vocab, cfg, freeze=True)
     before = frozen.embed.weight.detach().clone()
-    transfer.finetune_eval(frozen, setting.target.x, setting.target.y, setting.pool_idx[:20], setting.test_idx, cfg, 0)
+    t = setting.target
+    tr, te = setting.pool_idx[:20], setting.test_idx
+    transfer.finetune_eval(frozen, (t.x[tr], t.y[tr]), (t.x[te], t.y[te]), steps=20, batch_size=8, lr=0.01, seed=0)
     assert torch.equal(frozen.embed.weight, before)
     tuned = transfer.transfer_model(source, 2, setting.vocab, cfg)
-    transfer.finetune_eval(tuned, setting.target.x, setting.target.y, setting.pool_idx[:20], setting.test_idx, cfg, 0)
+    transfer.finetune_eval(tuned, (t.x[tr], t.y[tr]), (t.x[te], t.y[te]), steps=20, batch_size=8, lr=0.01, seed=0)
     assert not torch.equal(tuned.embed.weight, source.embed.weight)
     with pytest.raises(ValueError, match="freeze=True needs a source"):
         transfer.transfer_model(None, 2, setting.vocab, cfg, freeze=True)

@@ -11,9 +11,9 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import hub
+from .train import progress_bar
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -37,7 +37,7 @@ def sentence_features(texts: Sequence[str], model_name: str = "minilm", batch_si
     model = hub.load_model(model_name).to(device).eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.empty(len(texts), model.config.hidden_size)
-    for start in tqdm(range(0, len(texts), batch_size), desc=f"encode with {model_name}", disable=not progress, leave=False):
+    for start in progress_bar(range(0, len(texts), batch_size), desc=f"encode with {model_name}", progress=progress, leave=False):
         idx = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt").to(device)

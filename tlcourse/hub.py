@@ -143,6 +143,25 @@ def load_artifact(name: str, config: Mapping[str, Any]) -> tuple[dict[str, torch
     return state, meta
 
 
+def cached_tensors(
+    name: str,
+    config: Mapping[str, Any],
+    compute: Callable[[], tuple[Mapping[str, torch.Tensor], Mapping | None]],
+    verbose: bool = True,
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Named tensors from the cache, or ``compute()`` them (returning ``(tensors, meta)``) and cache them."""
+    hit = load_artifact(name, config)
+    if hit is not None:
+        if verbose:
+            print(f"{name}: loaded from cache {artifact_dir(name, config)}")
+        return hit
+    state, meta = compute()
+    path = save_artifact(name, config, state, meta)
+    if verbose:
+        print(f"{name}: computed and cached in {path}")
+    return dict(state), dict(meta or {})
+
+
 def cached_module(
     name: str,
     config: Mapping[str, Any],
@@ -155,14 +174,11 @@ def cached_module(
     ``train(module)`` may return a JSON-able dict (e.g. final loss, wall time) kept as ``meta``.
     """
     module = build()
-    hit = load_artifact(name, config)
-    if hit is not None:
-        module.load_state_dict(hit[0])
-        if verbose:
-            print(f"{name}: loaded from cache {artifact_dir(name, config)}")
-        return module, hit[1]
-    meta = dict(train(module) or {})
-    path = save_artifact(name, config, module.state_dict(), meta)
-    if verbose:
-        print(f"{name}: trained and cached in {path}")
+
+    def compute():
+        meta = train(module)
+        return module.state_dict(), meta
+
+    state, meta = cached_tensors(name, config, compute, verbose)
+    module.load_state_dict(state)
     return module, meta

@@ -5,11 +5,21 @@ and a loss function; everything method-specific lives in the chapter's module, n
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from tqdm.auto import tqdm
+
+def progress_bar(*args: Any, progress: bool = True, **kwargs: Any) -> tqdm:
+    """A ``tqdm.auto`` bar (a widget in Jupyter), off when ``progress=False`` or ``TQDM_DISABLE`` is set.
+
+    tqdm reads ``TQDM_DISABLE`` only when ``disable`` is not passed, so the modules pass it here.
+    """
+    off = not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes"}
+    return tqdm(*args, disable=off, **kwargs)
+
 
 LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
 EvalFn = Callable[[torch.nn.Module], "dict[str, float]"]
@@ -86,7 +96,7 @@ def fit(
     opt = optimizer or torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     history = History()
     it = iter(batches)
-    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(1, steps + 1), progress=progress, desc=desc, leave=False)
     for step in bar:
         model.train()
         loss = loss_fn(model, next(it))

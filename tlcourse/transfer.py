@@ -21,11 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import data, hub
 from .text import Vocab, tokenize
-from .train import accuracy, fit, random_batches
+from .train import accuracy, fit, progress_bar, random_batches
 
 
 @dataclass(frozen=True)
@@ -239,14 +238,16 @@ def transfer_model(source: BagOfWords | None, n_classes: int, vocab: Vocab, cfg:
     return model
 
 
-def finetune_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray,
-                  test_idx: np.ndarray, cfg: TransferConfig, seed: int) -> float:
-    """Train the trainable parameters on rows ``train_idx`` of ``(x, y)``; return accuracy on ``test_idx``."""
-    tr, te = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
-    batches = random_batches(x[tr], y[tr], batch_size=cfg.finetune_batch, generator=torch.Generator().manual_seed(seed))
-    fit(model, batches, _loss, steps=cfg.finetune_steps, lr=cfg.finetune_lr, progress=False)
+def finetune_eval(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                  *, steps: int, batch_size: int, lr: float, seed: int) -> float:
+    """Train the trainable parameters of ``model`` on ``train = (x, y)``; return its accuracy on ``test``.
+
+    Minibatches are drawn with a generator seeded by ``seed``, so a run is reproducible.
+    """
+    batches = random_batches(*train, batch_size=batch_size, generator=torch.Generator().manual_seed(seed))
+    fit(model, batches, _loss, steps=steps, lr=lr, progress=False)
     with torch.no_grad():
-        return accuracy(model(x[te]), y[te])
+        return accuracy(model(test[0]), test[1])
 
 
 # The conditions of the learning-curve experiment: (name, source or None, freeze body?)
@@ -271,7 +272,7 @@ def learning_curves(setting: Setting, sources: Mapping[str, BagOfWords], cfg: Tr
     """
     features = dict(features or {})
     n_runs = cfg.seeds * len(cfg.budgets) * (len(conditions) + len(features))
-    bar = tqdm(total=n_runs, desc="learning curves", disable=not progress)
+    bar = progress_bar(total=n_runs, desc="learning curves", progress=progress)
     target, records = setting.target, []
     pool_labels = target.y.numpy()[setting.pool_idx]
     for seed in range(cfg.seeds):
@@ -281,9 +282,11 @@ def learning_curves(setting: Setting, sources: Mapping[str, BagOfWords], cfg: Tr
             runs = [(name, lambda s=source, f=freeze: transfer_model(sources[s] if s else None, 2, setting.vocab, cfg, f),
                      target.x) for name, source, freeze in conditions]
             runs += [(name, lambda d=feats.shape[1]: nn.Linear(d, 2), feats) for name, feats in features.items()]
+            tr, te = torch.as_tensor(train_idx), torch.as_tensor(setting.test_idx)
             for name, make, x in runs:
                 torch.manual_seed(seed)
-                acc = finetune_eval(make(), x, target.y, train_idx, setting.test_idx, cfg, seed)
+                acc = finetune_eval(make(), (x[tr], target.y[tr]), (x[te], target.y[te]), steps=cfg.finetune_steps,
+                                    batch_size=cfg.finetune_batch, lr=cfg.finetune_lr, seed=seed)
                 records.append({"condition": name, "budget": budget, "seed": seed, "accuracy": acc})
                 bar.update()
     bar.close()
