@@ -245,3 +245,68 @@ def test_chapter2_checks(check, reference, planted, capsys):
     print(f"{check}: caught {sum(caught.values())}/{len(caught)} planted mistakes")
     assert all(caught.values()), caught
     assert "hint:" in out and "def " not in out
+
+
+# ---- chapter 3 ------------------------------------------------------------------------------
+from tlcourse import elmo  # noqa: E402
+
+PLANTED_MIX = {
+    "no softmax": lambda L, w, g: g * torch.tensordot(w, L, dims=([0], [0])),
+    "gamma forgotten": lambda L, w, g: torch.tensordot(torch.softmax(w, 0), L, dims=([0], [0])),
+    "plain mean": lambda L, w, g: g * L.mean(0),
+    "sigmoid weights": lambda L, w, g: g * torch.tensordot(torch.sigmoid(w), L, dims=([0], [0])),
+}
+
+
+def _flip_all(x, lengths):
+    return torch.flip(x, [1])
+
+
+def _off_by_one(x, lengths):
+    out = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        out[b, : n - 1] = x[b, : n - 1].flip(0)
+    return out
+
+
+def _pad_first(x, lengths):  # reverses padding into the front
+    out = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        out[b] = x[b].flip(0)
+    return out
+
+
+PLANTED_REVERSE = {"flip everything": _flip_all, "off by one": _off_by_one, "padding moved to the front": _pad_first}
+
+PLANTED_HIGHWAY = {
+    "gate swapped": lambda x, t, g: torch.sigmoid(g(x)) * x + (1 - torch.sigmoid(g(x))) * torch.relu(t(x)),
+    "no relu": lambda x, t, g: torch.sigmoid(g(x)) * t(x) + (1 - torch.sigmoid(g(x))) * x,
+    "no carry path": lambda x, t, g: torch.sigmoid(g(x)) * torch.relu(t(x)),
+    "tanh gate": lambda x, t, g: torch.tanh(g(x)) * torch.relu(t(x)) + (1 - torch.tanh(g(x))) * x,
+}
+
+
+def _reference_mix(L, w, g):
+    return g * torch.tensordot(torch.softmax(w, 0), L, dims=([0], [0]))
+
+
+def _reference_highway(x, t, g):
+    gate = torch.sigmoid(g(x))
+    return gate * torch.relu(t(x)) + (1 - gate) * x
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("scalar_mix", _reference_mix, PLANTED_MIX),
+    ("reverse_padded", elmo.reverse_padded, PLANTED_REVERSE),
+    ("highway", _reference_highway, PLANTED_HIGHWAY),
+])
+def test_chapter3_checks(check, reference, planted, capsys):
+    run = getattr(checks.elmo, check)
+    assert run(reference)
+    stub = run(_stub)
+    assert not stub and "not implemented yet" in stub.message
+    caught = {name: not run(fn) for name, fn in planted.items()}
+    out = capsys.readouterr().out
+    print(f"{check}: caught {sum(caught.values())}/{len(caught)} planted mistakes")
+    assert all(caught.values()), caught
+    assert "hint:" in out and "def " not in out

@@ -259,3 +259,29 @@ def gensim_word2vec(sentences: Sequence[Sequence[str]], cfg: SGNSConfig, min_cou
                      hashfxn=_stable_hash)
     seconds = time.perf_counter() - start
     return list(model.wv.index_to_key), torch.from_numpy(model.wv.vectors.copy()), seconds
+
+
+# --------------------------------------------------------------------------------------------
+# Cached training, shared by the chapters that reuse these vectors
+
+
+def corpus_key(corpus: Corpus, min_count: int) -> dict:
+    """What identifies the chapter's corpus in an artefact-cache key."""
+    return {"corpus": "gutenberg+wikitext2-valid-test", "tokens": corpus.n_raw_tokens, "min_count": min_count}
+
+
+def pretrained_sgns(corpus: Corpus, cfg: SGNSConfig, min_count: int, progress: bool = True) -> tuple[torch.Tensor, dict]:
+    """Chapter 2's SGNS vectors for ``corpus``: from the artefact cache, or trained now (and cached).
+
+    Returns ``(vectors, training stats)``; the rows follow ``corpus.itos``.
+    """
+    from dataclasses import asdict
+
+    from . import hub
+
+    def compute():
+        W, _, stats = train_sgns(corpus, cfg, progress=progress)
+        return {"vectors": W}, asdict(stats)
+
+    state, stats = hub.cached_tensors("ch02-sgns", {**corpus_key(corpus, min_count), **asdict(cfg)}, compute, verbose=progress)
+    return state["vectors"], stats

@@ -44,3 +44,33 @@ def sentence_features(texts: Sequence[str], model_name: str = "minilm", batch_si
         pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
         out[idx] = (F.normalize(pooled, dim=-1) if normalize else pooled).float().cpu()
     return out
+
+
+@torch.no_grad()
+def word_layer_features(sentences: Sequence[Sequence[str]], model_name: str = "minilm", batch_size: int = 64,
+                        device: str | torch.device = "cpu", progress: bool = True) -> list[torch.Tensor]:
+    """Every layer of a frozen encoder for every *word* of pre-tokenised sentences.
+
+    Returns, per sentence, a ``(layers, n_words, dim)`` tensor (embedding output + each transformer
+    layer, from ``output_hidden_states``); a word split into several WordPieces is represented by
+    its first piece, the usual choice for tagging (Devlin et al. 2019, section 5.3).
+    """
+    tokenizer = hub.load_tokenizer(model_name)
+    model = hub.load_model(model_name).to(device).eval()
+    order = sorted(range(len(sentences)), key=lambda k: len(sentences[k]))  # little padding per batch
+    out: list[torch.Tensor | None] = [None] * len(sentences)
+    for start in progress_bar(range(0, len(order), batch_size), desc=f"layers of {model_name}", progress=progress, leave=False):
+        ids = order[start:start + batch_size]
+        group = [list(sentences[k]) for k in ids]
+        batch = tokenizer(group, is_split_into_words=True, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = torch.stack(model(**batch.to(device), output_hidden_states=True).hidden_states).float().cpu()
+        for i, (k, words) in enumerate(zip(ids, group)):
+            first = {}
+            for position, word in enumerate(batch.word_ids(i)):
+                if word is not None and word not in first:
+                    first[word] = position
+            if len(first) != len(words):
+                raise ValueError(f"word_layer_features: sentence {k} was truncated ({len(words)} words, "
+                                 f"{len(first)} kept); shorten it or raise max_length.")
+            out[k] = hidden[:, i, [first[w] for w in range(len(words))]]
+    return out
