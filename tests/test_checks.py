@@ -26,6 +26,19 @@ def _stub(*args, **kwargs):
     raise NotImplementedError("Exercise 1.1")
 
 
+def _assert_catches(run, check, reference, planted, capsys):
+    """A check passes the reference, says "not implemented yet" to a stub, and fails every planted mistake
+    with a hint, without ever printing the reference's code."""
+    assert run(reference)
+    stub = run(_stub)
+    assert not stub and "not implemented yet" in stub.message
+    caught = {name: not run(fn) for name, fn in planted.items()}
+    out = capsys.readouterr().out
+    print(f"{check}: caught {sum(caught.values())}/{len(caught)} planted mistakes")
+    assert all(caught.values()), caught
+    assert "hint:" in out and "def " not in out
+
+
 def _js_from(counts_to_divergence):
     def fn(texts_a, texts_b):
         ca, cb = Counter(w for t in texts_a for w in t), Counter(w for t in texts_b for w in t)
@@ -236,15 +249,7 @@ PLANTED_ANALOGY = {
     ("three_cos_add", wordvectors.three_cos_add, PLANTED_ANALOGY),
 ])
 def test_chapter2_checks(check, reference, planted, capsys):
-    run = getattr(checks.embeddings, check)
-    assert run(reference)
-    stub = run(_stub)
-    assert not stub and "not implemented yet" in stub.message
-    caught = {name: not run(fn) for name, fn in planted.items()}
-    out = capsys.readouterr().out
-    print(f"{check}: caught {sum(caught.values())}/{len(caught)} planted mistakes")
-    assert all(caught.values()), caught
-    assert "hint:" in out and "def " not in out
+    _assert_catches(getattr(checks.embeddings, check), check, reference, planted, capsys)
 
 
 # ---- chapter 3 ------------------------------------------------------------------------------
@@ -301,12 +306,86 @@ def _reference_highway(x, t, g):
     ("highway", _reference_highway, PLANTED_HIGHWAY),
 ])
 def test_chapter3_checks(check, reference, planted, capsys):
-    run = getattr(checks.elmo, check)
-    assert run(reference)
-    stub = run(_stub)
-    assert not stub and "not implemented yet" in stub.message
-    caught = {name: not run(fn) for name, fn in planted.items()}
-    out = capsys.readouterr().out
-    print(f"{check}: caught {sum(caught.values())}/{len(caught)} planted mistakes")
-    assert all(caught.values()), caught
-    assert "hint:" in out and "def " not in out
+    _assert_catches(getattr(checks.elmo, check), check, reference, planted, capsys)
+
+
+# ---- chapter 4 ------------------------------------------------------------------------------
+import math  # noqa: E402
+
+import torch.nn.functional as F  # noqa: E402
+
+
+def _attention(q, k, v, mask, scale=True, use_mask=True, dim=-1):
+    scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+    if use_mask:
+        scores = scores.masked_fill(~mask.bool()[:, None, None, :], float("-inf"))
+    return torch.softmax(scores, dim) @ v
+
+
+def _mask_queries(q, k, v, mask):  # masks padded *queries* instead of keys
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~mask.bool()[:, None, :, None], -1e9)
+    return torch.softmax(scores, -1) @ v
+
+
+PLANTED_ATTENTION = {
+    "no 1/sqrt(d)": lambda q, k, v, m: _attention(q, k, v, m, scale=False),
+    "padding ignored": lambda q, k, v, m: _attention(q, k, v, m, use_mask=False),
+    "softmax over queries": lambda q, k, v, m: _attention(q, k, v, m, dim=-2),
+    "masks queries": _mask_queries,
+}
+
+
+def _masking(p_choose=0.15, p_mask=0.8, p_random=0.5, honour_special=True, labels_from_inputs=False, seeded=True):
+    def fn(ids, special, mask_id, vocab, seed):
+        g = torch.Generator().manual_seed(seed if seeded else int(torch.randint(10**6, ())))
+        chosen = torch.rand(ids.shape, generator=g) < p_choose
+        if honour_special:
+            chosen &= ~special
+        inputs = ids.clone()
+        r = torch.rand(ids.shape, generator=g)
+        masked = chosen & (r < p_mask)
+        rand = chosen & ~masked & (torch.rand(ids.shape, generator=g) < p_random)
+        inputs[masked] = mask_id
+        inputs[rand] = torch.randint(vocab, ids.shape, generator=g)[rand]
+        labels = (inputs if labels_from_inputs else ids).masked_fill(~chosen, -100)
+        return inputs, labels
+    return fn
+
+
+def _labels_zero_elsewhere(ids, special, mask_id, vocab, seed):
+    inputs, labels = _masking()(ids, special, mask_id, vocab, seed)
+    return inputs, labels.masked_fill(labels == -100, 0)
+
+
+PLANTED_MASKING = {
+    "special tokens chosen": _masking(honour_special=False),
+    "every chosen token masked": _masking(p_mask=1.0),
+    "labels from the corrupted inputs": _masking(labels_from_inputs=True),
+    "12% chosen (0.15 x 0.8)": _masking(p_choose=0.12),
+    "no unchanged tokens": _masking(p_random=1.0),
+    "unseeded": _masking(seeded=False),
+    "labels 0 instead of -100": _labels_zero_elsewhere,
+}
+
+
+def _full_then_select(hidden, labels, head):  # right loss, but the head runs everywhere
+    logits = head(hidden)
+    chosen = labels != -100
+    return F.cross_entropy(logits[chosen], labels[chosen])
+
+
+PLANTED_GATHERED = {
+    "mean over all positions": lambda h, y, head: F.cross_entropy(head(h).flatten(0, 1), y.clamp(min=0).flatten()),
+    "sum instead of mean": lambda h, y, head: F.cross_entropy(head(h[y != -100]), y[y != -100], reduction="sum"),
+    "head on every position": _full_then_select,
+    "labels of the wrong rows": lambda h, y, head: F.cross_entropy(head(h[y != -100]), y[y != -100].flip(0)),
+}
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("attention", _attention, PLANTED_ATTENTION),
+    ("mask_tokens", _masking(), PLANTED_MASKING),
+    ("gathered_loss", lambda h, y, head: F.cross_entropy(head(h[y != -100]), y[y != -100]), PLANTED_GATHERED),
+])
+def test_chapter4_checks(check, reference, planted, capsys):
+    _assert_catches(getattr(checks.bert, check), check, reference, planted, capsys)

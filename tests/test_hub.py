@@ -89,3 +89,23 @@ def test_cache_trains_once_then_loads(tmp_path):
     hub.cached_module("toy", config, build, train, verbose=False)
     assert calls == [1, 1, 1]  # an unreadable artefact is rebuilt, not trusted
     assert hub.config_key({"a": 1, "b": 2}) == hub.config_key({"b": 2, "a": 1}) != hub.config_key({"a": 2, "b": 2})
+
+
+def test_cached_module_saves_tied_weights(tmp_path, monkeypatch):
+    from transformers import BertConfig, BertForMaskedLM
+
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
+    cfg = BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+
+    def build():
+        torch.manual_seed(0)
+        return BertForMaskedLM(cfg)
+
+    def train(model):
+        with torch.no_grad():
+            model.bert.embeddings.word_embeddings.weight.add_(1.0)
+
+    trained, _ = hub.cached_module("tied", {"v": 1}, build, train, verbose=False)
+    loaded, _ = hub.cached_module("tied", {"v": 1}, build, lambda m: pytest.fail("should load from the cache"), verbose=False)
+    assert torch.equal(loaded.cls.predictions.decoder.weight, trained.bert.embeddings.word_embeddings.weight)
+    assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight

@@ -198,10 +198,17 @@ class Standardize:
 
 def train_head(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, cfg: ElmoChapterConfig,
                layer: int | None = None, seed: int = 0) -> tuple[float, np.ndarray]:
-    """Fit ``ScalarMix`` (or the single ``layer``) + an MLP on features ``x`` (L, N, d); test accuracy and ``s``."""
+    """Fit ``ScalarMix`` (or the single ``layer``) + an MLP on features ``x`` (L, N, d); test accuracy and ``s``.
+
+    ``cfg.head_hidden = 0`` makes the head linear (a probe in the sense of Tenney et al. 2019).
+    """
     torch.manual_seed(seed)
     mix = ScalarMix(x.shape[0])
-    head = nn.Sequential(nn.Linear(x.shape[-1], cfg.head_hidden), nn.ReLU(), nn.Linear(cfg.head_hidden, int(y.max()) + 1))
+    n_classes = int(y.max()) + 1
+    if cfg.head_hidden == 0:  # a linear probe (chapter 4's per-layer probes)
+        head = nn.Linear(x.shape[-1], n_classes)
+    else:
+        head = nn.Sequential(nn.Linear(x.shape[-1], cfg.head_hidden), nn.ReLU(), nn.Linear(cfg.head_hidden, n_classes))
     params = [*head.parameters(), *(mix.parameters() if layer is None else [])]
     opt = torch.optim.Adam(params, lr=cfg.head_lr)
     gen = torch.Generator().manual_seed(seed)

@@ -127,7 +127,8 @@ def save_artifact(name: str, config: Mapping[str, Any], state: Mapping[str, torc
     """Write ``state`` (a state dict) and ``config``/``meta`` atomically; returns the folder."""
     final = artifact_dir(name, config)
     with atomic_dir(final) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        # clone: tied weights (BERT's decoder = word embeddings) share storage, which safetensors refuses
+        save_file({k: v.detach().cpu().clone().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps({"name": name, "config": config, "meta": meta or {}}, indent=1, default=str))
     return final
 
