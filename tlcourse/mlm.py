@@ -131,19 +131,3 @@ def pretrain_mlm(name: str, tokenizer, texts: Sequence[str], cfg: TinyBertConfig
 
     model, meta = hub.cached_module(name, key, build, fit, verbose=progress)
     return model.eval(), meta
-
-
-@torch.no_grad()
-def cloze(model, tokenizer, sentences: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-``k`` fillers (with log-probabilities) for the single ``[MASK]`` in each sentence (a LAMA-style probe)."""
-    model.eval()
-    out = []
-    for sentence in sentences:
-        enc = tokenizer(sentence, return_tensors="pt")
-        position = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()
-        if len(position) != 1:
-            raise ValueError(f"cloze: expected exactly one [MASK] in {sentence!r}, found {len(position)}.")
-        logp = model(**enc).logits[0, position[0, 0]].log_softmax(-1)
-        top = torch.topk(logp, k)
-        out.append([(tokenizer.convert_ids_to_tokens(int(i)), round(float(v), 2)) for v, i in zip(top.values, top.indices)])
-    return out
