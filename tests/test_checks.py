@@ -389,3 +389,73 @@ PLANTED_GATHERED = {
 ])
 def test_chapter4_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.bert, check), check, reference, planted, capsys)
+
+
+# ---- chapter 5 ------------------------------------------------------------------------------
+from tlcourse import t5  # noqa: E402
+
+
+def _corrupt(ids, mask, sentinels, new_span=lambda m, i: m[i] and (i == 0 or not m[i - 1]), sentinel=lambda s, k: s[k],
+             keep_in_target=True):
+    inputs, targets, span = [], [], -1
+    for i, token in enumerate(ids):
+        if mask[i]:
+            if new_span(mask, i):
+                span += 1
+                inputs.append(sentinel(sentinels, span))
+                targets.append(sentinel(sentinels, span))
+            if keep_in_target:
+                targets.append(token)
+        else:
+            inputs.append(token)
+    return inputs, targets
+
+
+PLANTED_SPAN = {
+    "one sentinel per token": lambda ids, m, s: _corrupt(ids, m, list(s) * 50, new_span=lambda m, i: m[i]),
+    "sorted sentinels": lambda ids, m, s: _corrupt(ids, m, sorted(s)),
+    "span at position 0 missed": lambda ids, m, s: _corrupt(ids, m, s, new_span=lambda m, i: i > 0 and m[i] and not m[i - 1]),
+    "spans left out of the target": lambda ids, m, s: _corrupt(ids, m, s, keep_in_target=False),
+    "inputs and targets swapped": lambda ids, m, s: _corrupt(ids, m, s)[::-1],
+}
+
+
+def _rates(sizes, cap, temperature, use_cap=True, renormalise=True, power=lambda T: 1 / T):
+    limited = {t: min(n, cap) if (cap is not None and use_cap) else n for t, n in sizes.items()}
+    total = sum(limited.values())
+    scaled = {t: (n / total) ** power(temperature) for t, n in limited.items()}
+    norm = sum(scaled.values()) if renormalise else 1.0
+    return {t: v / norm for t, v in scaled.items()}
+
+
+PLANTED_RATES = {
+    "cap ignored": lambda s, c, T: _rates(s, c, T, use_cap=False),
+    "not renormalised": lambda s, c, T: _rates(s, c, T, renormalise=False),
+    "power T instead of 1/T": lambda s, c, T: _rates(s, c, T, power=lambda T: T),
+    "cap applied after normalising": lambda s, c, T: {t: r / sum(min(v, c or 1e18) for v in _rates(s, None, T).values())
+                                                      for t, r in {t: min(v, c or 1e18) for t, v in _rates(s, None, T).items()}.items()},
+}
+
+
+def _logprob(logits, labels, reduce="sum", log=lambda x: x.log_softmax(-1)):
+    picked = log(logits).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    picked = picked.masked_fill(labels == -100, 0.0)
+    return picked.sum(-1) if reduce == "sum" else picked.sum(-1) / (labels != -100).sum(-1)
+
+
+PLANTED_LOGPROB = {
+    "mean instead of sum": lambda lo, y: _logprob(lo, y, reduce="mean"),
+    "padding counted": lambda lo, y: lo.log_softmax(-1).gather(-1, y.clamp(min=0)[..., None])[..., 0].sum(-1),
+    "probabilities, not logs": lambda lo, y: _logprob(lo, y, log=lambda x: x.softmax(-1)),
+    "log of softmax underflows": lambda lo, y: _logprob(lo, y, log=lambda x: x.softmax(-1).float().clamp(min=1e-4).log()),
+    "raw logits": lambda lo, y: _logprob(lo, y, log=lambda x: x),
+}
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("span_corrupt", t5.corrupt_with_mask, PLANTED_SPAN),
+    ("mixing_rates", lambda s, c, T: t5.mixing_rates(s, "temperature", cap=c, temperature=T), PLANTED_RATES),
+    ("sequence_logprob", lambda lo, y: _logprob(lo, y), PLANTED_LOGPROB),
+])
+def test_chapter5_checks(check, reference, planted, capsys):
+    _assert_catches(getattr(checks.t5, check), check, reference, planted, capsys)

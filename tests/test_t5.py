@@ -118,31 +118,130 @@ def tiny_t5():
     tok = wordpiece.train_wordpiece(texts, vocab_size=120, min_frequency=1)
     tok.eos_token = "[SEP]"
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(tok), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+    cfg = T5Config(vocab_size=len(tok), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, dropout_rate=0.0,
                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id)
     return T5ForConditionalGeneration(cfg).eval(), tok
 
 
+def _split(tok, texts, name="sst2", labels=None):
+    from tlcourse import t5_train
+
+    ids = [torch.tensor(i) for i in tok(texts)["input_ids"]]
+    labels = labels if labels is not None else [0] * len(texts)
+    targets = [tok(t5.task(name).labels[y], add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for y in labels]
+    return t5_train.TextSplit(name, ids, targets, torch.tensor(labels))
+
+
 def test_rank_classification_matches_scoring_each_label_alone(tiny_t5):
+    from tlcourse import t5_train
+
     model, tok = tiny_t5
     inputs = ["sst2 sentence: a fine film", "sst2 sentence: dull", "sst2 sentence: a film a film a film"]
-    got = t5.rank_classify(model, tok, inputs, "sst2", batch=2)
-    want = []
-    for text in inputs:
+    got = t5_train.label_logliks(model, tok, _split(tok, inputs), batch=2)
+    for row, text in zip(got, inputs):
         enc = tok(text, return_tensors="pt")
-        loglik = []
-        for label in t5.task("sst2").labels:
+        for c, label in enumerate(t5.task("sst2").labels):
             y = t5.encode_targets(tok, [label])
             with torch.no_grad():
-                loglik.append(-model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=y).loss.item()
-                              * y.shape[1])
-        want.append(int(np.argmax(loglik)))
-    assert got.tolist() == want
+                want = -model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=y).loss.item() * y.shape[1]
+            assert abs(row[c].item() - want) < 1e-4
 
 
-def test_generation_is_parsed_and_invalid_counted(tiny_t5):
+def test_frozen_states_give_the_same_scores_as_ids(tiny_t5):
+    from tlcourse import t5_train
+
     model, tok = tiny_t5
-    predictions, texts = t5.generate_labels(model, tok, ["sst2 sentence: a fine film"] * 3, "sst2", max_new_tokens=3)
-    assert len(texts) == 3 and predictions.tolist() == [t5.parse_label("sst2", t) for t in texts]
+    texts = ["sst2 sentence: a fine film", "sst2 sentence: dull", "sst2 sentence: a film a film a film"]
+    by_ids = _split(tok, texts, labels=[0, 1, 1])
+    states = t5_train.encoder_states(model.get_encoder(), by_ids.inputs, tok.pad_token_id, batch=2)
+    assert [s.shape[0] for s in states] == [len(i) for i in by_ids.inputs]
+    by_states = t5_train.TextSplit("sst2", states, by_ids.targets, by_ids.labels)
+    assert torch.allclose(t5_train.label_logliks(model, tok, by_ids), t5_train.label_logliks(model, tok, by_states), atol=1e-5)
+    a, ta = t5_train.generate_labels(model, tok, by_ids, max_new_tokens=3)
+    b, tb = t5_train.generate_labels(model, tok, by_states, max_new_tokens=3)
+    assert ta == tb and torch.equal(a, b) and a.tolist() == [t5.parse_label("sst2", t) for t in ta]
+    ev = t5_train.evaluate(model, tok, by_states)
+    assert set(ev) == {"rank", "label nll", "generate", "invalid"} and 0 <= ev["invalid"] <= 1
+
+
+def test_scores_count_invalid_as_wrong():
     s = t5.scores(torch.tensor([0, 1, t5.INVALID, 1]), [0, 0, 1, 1])
     assert s == {"accuracy": 0.5, "invalid": 0.25}
+    with pytest.raises(ValueError, match="predictions"):
+        t5.scores(torch.tensor([0, 1]), [0])
+
+
+def test_train_mixture_loss_is_the_models_loss_and_counts_tasks(tiny_t5):
+    import copy
+
+    from tlcourse import t5_train
+
+    model, tok = tiny_t5
+    splits = {"sst2": _split(tok, ["sst2 sentence: a fine film", "sst2 sentence: dull"] * 5, labels=[1, 0] * 5),
+              "rte": _split(tok, ["rte sentence1: a film sentence2: dull"] * 4, "rte", labels=[1, 0, 1, 0])}
+    rates = {"sst2": 0.75, "rte": 0.25}
+    cfg = t5_train.MixConfig(steps=3, batch=8, lr=0.0, warmup=0.0, seed=4)
+    frozen = copy.deepcopy(model)
+    history = t5_train.train_mixture(copy.deepcopy(model), splits, rates, cfg, tok.pad_token_id, progress=False)
+    # the same first batch, scored by the library's own loss (lr 0: the model does not change; dropout off)
+    pairs = t5.MixtureSampler({n: len(s) for n, s in splits.items()}, rates, seed=4).batch(8)
+    enc = t5_train.collate([splits[n].inputs[i] for n, i in pairs], tok.pad_token_id)
+    labels = t5.pad_targets([splits[n].targets[i] for n, i in pairs])
+    with torch.no_grad():
+        want = frozen.eval()(**enc, labels=labels).loss.item()
+    assert abs(history.loss[0] - want) < 1e-5
+    seen = {n: history.metrics[f"seen {n}"][0] for n in splits}
+    assert sum(seen.values()) == 24 and len(history.metrics["loss rte"]) == 3
+    with pytest.raises(ValueError, match="no training split"):
+        t5_train.train_mixture(model, splits, {"ag_news": 1.0}, cfg, tok.pad_token_id, progress=False)
+
+
+def test_corrupted_batches_reconstruct():
+    from tlcourse import t5_train
+
+    rows = torch.randint(10, 90, (6, 40), generator=torch.Generator().manual_seed(0))
+    batch = t5_train.corrupted_batch(rows, SENTINELS, eos=2, pad_id=0, generator=torch.Generator().manual_seed(1))
+    for r, i, m, y in zip(rows, batch["input_ids"], batch["attention_mask"], batch["labels"]):
+        inputs, targets = i[m.bool()].tolist(), y[y != -100].tolist()
+        assert t5.reconstruct(inputs, targets, SENTINELS, eos=2) == r.tolist()
+        assert (len(inputs), len(targets)) == t5.expected_lengths(40)
+
+
+def test_unknown_names_are_clear_errors():
+    from tlcourse import t5_tasks
+
+    with pytest.raises(ValueError, match="unknown task"):
+        t5.to_text("cola", [])
+    with pytest.raises(ValueError, match="unknown model"):
+        t5_tasks.warm_start(t5_tasks.T5ChapterConfig(warm="t5-base"))
+    with pytest.raises(ValueError, match="lack the column"):
+        t5.to_text("rte", [{"sentence": "x", "label": 0}])
+
+
+def test_warm_start_from_minilm_freezes_the_encoder_and_shares_nothing_else():
+    from tlcourse import t5_tasks, t5_train
+
+    cfg = t5_tasks.T5ChapterConfig()
+    model, tok = t5_tasks.warm_start(cfg)
+    assert tok.eos_token == "[SEP]" and model.config.decoder_start_token_id == tok.cls_token_id
+    assert model.decoder.config.num_hidden_layers == cfg.decoder_layers and model.decoder.config.add_cross_attention
+    assert not any(p.requires_grad for p in model.get_encoder().parameters())
+    trainable, total = t5_tasks.trainable_parameters(model)
+    layer = model.decoder.bert.encoder.layer[0]
+    assert trainable == sum(p.numel() for p in layer.parameters()) + sum(
+        p.numel() for n, p in model.decoder.named_parameters() if p.requires_grad and ".layer." not in n)
+    assert trainable < 0.1 * total
+    # the warm-started decoder layer is MiniLM's first layer (cross-attention is new)
+    minilm = __import__("tlcourse.hub", fromlist=["hub"]).load_model("minilm")
+    assert torch.equal(layer.attention.self.query.weight, minilm.encoder.layer[0].attention.self.query.weight)
+    split = t5_train.encode_split(tok, "sst2", [{"sentence": "a fine film", "label": 1}], encoder=model.get_encoder())
+    assert split.inputs[0].shape == (len(tok("sst2 sentence: a fine film")["input_ids"]), 384)
+    assert split.targets[0] == tok("positive", add_special_tokens=False)["input_ids"] + [tok.sep_token_id]
+
+
+def test_hub_names_with_punctuation_have_valid_environment_variables(monkeypatch):
+    from tlcourse import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(hub.ModelNotFoundError, match="TLCOURSE_MODEL_T5_V1_1_SMALL"):
+        hub.resolve("t5-v1_1-small")

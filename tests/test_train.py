@@ -70,3 +70,22 @@ def test_accuracy():
     assert train.accuracy(logits, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="3 predictions but 2 labels"):
         train.accuracy(logits, torch.tensor([0, 1]))
+
+
+def test_warmup_then_linear_decay_schedule():
+    # the learning rate the optimiser used at each step, read from a plain SGD step on a known gradient
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    x, y = torch.ones(1, 1), torch.zeros(1, 1)
+    weights = []
+
+    def loss_fn(m, batch):
+        weights.append(m.weight.item())
+        return m(batch[0]).sum()      # gradient 1: each step moves the weight by -lr
+
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    train.fit(model, train.random_batches(x, y, batch_size=1), loss_fn, steps=10, optimizer=opt, warmup=4, progress=False)
+    weights.append(model.weight.item())
+    lrs = [a - b for a, b in zip(weights, weights[1:])]
+    want = [min((s + 1) / 4, (10 - s) / 6) for s in range(10)]
+    assert lrs == pytest.approx(want, abs=1e-6), lrs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, TypeVar
 
@@ -93,6 +94,8 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    # EncoderDecoderModel warns on every call with labels that its loss changed in transformers 4.12
+    warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
 
 
 def setup(seed: int = 0, profile: str | None = None, verbose: bool = True) -> Run:

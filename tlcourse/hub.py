@@ -49,6 +49,14 @@ MODELS: dict[str, ModelSpec] = {
         licence="Apache-2.0",
         about="BERT architecture, 6 layers, hidden 384, 12 heads, uncased WordPiece (30,522); 22.7M parameters",
     ),
+    "t5-v1_1-small": ModelSpec(
+        name="t5-v1_1-small",
+        hub_id="google/t5-v1_1-small",
+        bundle=None,
+        pip_extra="go online (Colab), or save the model with save_pretrained and point TLCOURSE_MODEL_T5_V1_1_SMALL at it",
+        licence="Apache-2.0",
+        about="T5 v1.1 small: 8 + 8 layers, d_model 512, SentencePiece (32,128); pretrained on C4 only; 77M parameters",
+    ),
 }
 
 
@@ -72,7 +80,7 @@ def _bundle_dir(spec: ModelSpec) -> Path | None:
 def resolve(name: str) -> str:
     """Where ``name``'s weights come from: a local folder path, else the hub id (when online)."""
     spec = _spec(name)
-    env_one = f"TLCOURSE_MODEL_{name.upper()}"
+    env_one = "TLCOURSE_MODEL_" + "".join(c if c.isalnum() else "_" for c in name.upper())
     candidates = []
     if os.environ.get(env_one):
         candidates.append(Path(os.environ[env_one]).expanduser())

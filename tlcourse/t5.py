@@ -67,8 +67,9 @@ def to_text(name: str, rows) -> tuple[list[str], list[str]]:
 
 
 def parse_label(name: str, generated: str) -> int:
-    """The label id whose string ``generated`` is (ignoring case and surrounding space), else :data:`INVALID`."""
-    text = generated.strip().lower()
+    """The label id whose string ``generated`` is (ignoring case and white space, which WordPiece decoding
+    puts around ``_``), else :data:`INVALID`."""
+    text = "".join(generated.split()).lower()
     labels = task(name).labels
     return labels.index(text) if text in labels else INVALID
 
@@ -115,6 +116,22 @@ def noise_mask(length: int, generator: torch.Generator, noise_density: float = 0
     return mask[:length]
 
 
+def corrupt_with_mask(ids: Sequence[int], mask: Sequence[bool], sentinels: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Replace each run of ``True`` in ``mask`` by one sentinel (``sentinels[0]``, then ``sentinels[1]``, ...);
+    the targets are each sentinel followed by the run it replaced."""
+    inputs, targets, span = [], [], -1
+    for i, (token, noisy) in enumerate(zip(ids, mask)):
+        if noisy:
+            if i == 0 or not mask[i - 1]:
+                span += 1
+                inputs.append(sentinels[span])
+                targets.append(sentinels[span])
+            targets.append(token)
+        else:
+            inputs.append(token)
+    return inputs, targets
+
+
 def span_corrupt(ids: Sequence[int], sentinels: Sequence[int], generator: torch.Generator, eos: int | None = None,
                  noise_density: float = 0.15, mean_span: float = 3.0) -> tuple[list[int], list[int]]:
     """``(inputs, targets)`` for one token sequence: each noise span becomes one sentinel in the input, and
@@ -127,16 +144,7 @@ def span_corrupt(ids: Sequence[int], sentinels: Sequence[int], generator: torch.
     _, spans, _ = span_lengths(len(ids), noise_density, mean_span)
     if spans > len(sentinels):
         raise ValueError(f"span_corrupt: {spans} spans but only {len(sentinels)} sentinel ids; pass more or shorter text.")
-    inputs, targets, span = [], [], -1
-    for i, (token, noisy) in enumerate(zip(ids, mask)):
-        if noisy:
-            if i == 0 or not mask[i - 1]:
-                span += 1
-                inputs.append(sentinels[span])
-                targets.append(sentinels[span])
-            targets.append(token)
-        else:
-            inputs.append(token)
+    inputs, targets = corrupt_with_mask(ids, mask, sentinels)
     if eos is not None:
         inputs.append(eos)
         targets.append(eos)
@@ -223,50 +231,20 @@ def empirical_rates(pairs: Sequence[tuple[str, int]], names: Sequence[str]) -> n
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation: by generation and by rank classification
+# Evaluation helpers (the loops are in tlcourse.t5_train)
 
 
-def encode_targets(tokenizer, targets: Sequence[str]) -> torch.Tensor:
-    """Target strings as ids ending in ``eos`` and padded with -100 (ignored by the loss)."""
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in targets]
-    out = torch.full((len(ids), max(map(len, ids))), -100)
-    for i, row in enumerate(ids):
-        out[i, : len(row)] = torch.tensor(row)
+def pad_targets(targets: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Target id lists padded with -100, the index the loss ignores."""
+    out = torch.full((len(targets), max(map(len, targets))), -100)
+    for i, row in enumerate(targets):
+        out[i, : len(row)] = torch.tensor(list(row))
     return out
 
 
-@torch.no_grad()
-def rank_classify(model, tokenizer, inputs: Sequence[str], name: str, batch: int = 32, max_len: int = 128) -> torch.Tensor:
-    """Predicted label ids: for each input, the label string with the highest total log-likelihood
-    ``log p(label | input)`` under the model (no generation, so never invalid)."""
-    labels = task(name).labels
-    target_ids = encode_targets(tokenizer, labels)                      # (C, T)
-    model.eval()
-    out = []
-    for s in range(0, len(inputs), batch):
-        enc = tokenizer(list(inputs[s:s + batch]), truncation=True, max_length=max_len, padding=True, return_tensors="pt")
-        n, c = enc["input_ids"].shape[0], len(labels)
-        rep = {k: v.to(model.device).repeat_interleave(c, 0) for k, v in enc.items() if k != "token_type_ids"}
-        y = target_ids.repeat(n, 1).to(model.device)                    # (n*C, T): every label for every input
-        logp = model(**rep, labels=y).logits.log_softmax(-1)
-        scores = logp.gather(-1, y.clamp(min=0)[..., None])[..., 0].masked_fill(y == -100, 0.0).sum(-1)
-        out.append(scores.view(n, c).argmax(-1).cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def generate_labels(model, tokenizer, inputs: Sequence[str], name: str, batch: int = 32, max_len: int = 128,
-                    max_new_tokens: int = 6) -> tuple[torch.Tensor, list[str]]:
-    """Greedy generation, parsed with :func:`parse_label`: predicted ids (:data:`INVALID` when the text is
-    no label) and the generated strings."""
-    model.eval()
-    texts = []
-    for s in range(0, len(inputs), batch):
-        enc = tokenizer(list(inputs[s:s + batch]), truncation=True, max_length=max_len, padding=True, return_tensors="pt")
-        enc = {k: v.to(model.device) for k, v in enc.items() if k != "token_type_ids"}
-        generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-        texts.extend(tokenizer.batch_decode(generated, skip_special_tokens=True))
-    return torch.tensor([parse_label(name, t) for t in texts]), texts
+def encode_targets(tokenizer, targets: Sequence[str]) -> torch.Tensor:
+    """Target strings as ids ending in ``eos`` and padded with -100."""
+    return pad_targets([tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in targets])
 
 
 def scores(predictions: torch.Tensor, labels: Sequence[int]) -> dict[str, float]:

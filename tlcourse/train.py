@@ -77,6 +77,7 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     weight_decay: float = 0.0,
     clip_grad: float | None = None,
+    warmup: int | None = None,
     eval_fn: EvalFn | None = None,
     eval_every: int | None = None,
     progress: bool = True,
@@ -85,8 +86,10 @@ def fit(
     """Train ``model`` for ``steps`` steps of ``loss_fn(model, batch)`` and return the :class:`History`.
 
     ``params`` restricts what is trained (e.g. only a new head on a frozen body); the default
-    optimiser is AdamW (Loshchilov & Hutter, 2019). ``eval_fn(model)`` runs every ``eval_every``
-    steps and at the end, in eval mode and without gradients.
+    optimiser is AdamW (Loshchilov & Hutter, 2019). With ``warmup`` the learning rate rises
+    linearly over that many steps and then decays linearly to zero at ``steps`` (BERT's and T5's
+    fine-tuning schedule). ``eval_fn(model)`` runs every ``eval_every`` steps and at the end, in
+    eval mode and without gradients.
     """
     if steps <= 0:
         raise ValueError(f"fit: steps must be positive, got {steps}.")
@@ -94,6 +97,10 @@ def fit(
     if not trainable and optimizer is None:
         raise ValueError("fit: nothing to train (no parameter has requires_grad=True).")
     opt = optimizer or torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    schedule = None
+    if warmup is not None:
+        warm = max(1, warmup)
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
     history = History()
     it = iter(batches)
     bar = progress_bar(range(1, steps + 1), progress=progress, desc=desc, leave=False)
@@ -105,6 +112,8 @@ def fit(
         if clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(trainable, clip_grad)
         opt.step()
+        if schedule is not None:
+            schedule.step()
         history.steps.append(step)
         history.loss.append(loss.item())
         if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == steps):
