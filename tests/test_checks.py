@@ -459,3 +459,56 @@ PLANTED_LOGPROB = {
 ])
 def test_chapter5_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.t5, check), check, reference, planted, capsys)
+
+
+# ---- chapter 6 ------------------------------------------------------------------------------
+def _lora(x, w, b, A, B, alpha, scale=lambda alpha, r: alpha / r, base=True):
+    out = (x @ A.T) @ B.T * scale(alpha, A.shape[0])
+    return out + (x @ w.T + b if base else 0)
+
+
+PLANTED_LORA = {
+    "no scaling": lambda x, w, b, A, B, a: _lora(x, w, b, A, B, a, scale=lambda a, r: 1.0),
+    "scaled by alpha only": lambda x, w, b, A, B, a: _lora(x, w, b, A, B, a, scale=lambda a, r: a),
+    "base layer forgotten": lambda x, w, b, A, B, a: _lora(x, w, b, A, B, a, base=False),
+    "bias forgotten": lambda x, w, b, A, B, a: _lora(x, w, torch.zeros_like(b), A, B, a),
+    "2-D inputs only": lambda x, w, b, A, B, a: torch.mm(x, w.T) + b + torch.mm(torch.mm(x, A.T), B.T) * a / A.shape[0],
+}
+
+
+def _adapter(h, dw, db, uw, ub, act=torch.nn.functional.gelu, residual=True):
+    out = act(h @ dw.T + db) @ uw.T + ub
+    return h + out if residual else out
+
+
+PLANTED_ADAPTER = {
+    "no residual": lambda h, dw, db, uw, ub: _adapter(h, dw, db, uw, ub, residual=False),
+    "relu instead of gelu": lambda h, dw, db, uw, ub: _adapter(h, dw, db, uw, ub, act=torch.relu),
+    "no non-linearity": lambda h, dw, db, uw, ub: _adapter(h, dw, db, uw, ub, act=lambda z: z),
+    "up bias forgotten": lambda h, dw, db, uw, ub: _adapter(h, dw, db, uw, torch.zeros_like(ub)),
+}
+
+
+def _prompt(p, e, m, first=True, ones=True):
+    b, n = e.shape[0], p.shape[0]
+    pe = p.expand(b, -1, -1)
+    emb = torch.cat([pe, e], 1) if first else torch.cat([e, pe], 1)
+    pad = m.new_ones(b, n) if ones else m.new_zeros(b, n)
+    return emb, (torch.cat([pad, m], 1) if first else torch.cat([m, pad], 1))
+
+
+PLANTED_PROMPT = {
+    "prompt appended": lambda p, e, m: _prompt(p, e, m, first=False),
+    "prompt masked out": lambda p, e, m: _prompt(p, e, m, ones=False),
+    "mask not extended": lambda p, e, m: (_prompt(p, e, m)[0], m),
+    "all-ones mask": lambda p, e, m: (_prompt(p, e, m)[0], torch.ones(e.shape[0], e.shape[1] + p.shape[0], dtype=m.dtype)),
+}
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("lora_forward", _lora, PLANTED_LORA),
+    ("adapter_forward", _adapter, PLANTED_ADAPTER),
+    ("prepend_prompt", _prompt, PLANTED_PROMPT),
+])
+def test_chapter6_checks(check, reference, planted, capsys):
+    _assert_catches(getattr(checks.lora, check), check, reference, planted, capsys)

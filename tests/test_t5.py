@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tlcourse import t5
+from tlcourse.train import parameter_counts
 
 SENTINELS = list(range(1000, 1100))
 
@@ -226,7 +227,7 @@ def test_warm_start_from_minilm_freezes_the_encoder_and_shares_nothing_else():
     assert tok.eos_token == "[SEP]" and model.config.decoder_start_token_id == tok.cls_token_id
     assert model.decoder.config.num_hidden_layers == cfg.decoder_layers and model.decoder.config.add_cross_attention
     assert not any(p.requires_grad for p in model.get_encoder().parameters())
-    trainable, total = t5_tasks.trainable_parameters(model)
+    trainable, total = parameter_counts(model)
     layer = model.decoder.bert.encoder.layer[0]
     assert trainable == sum(p.numel() for p in layer.parameters()) + sum(
         p.numel() for n, p in model.decoder.named_parameters() if p.requires_grad and ".layer." not in n)

@@ -171,12 +171,6 @@ def warm_start(cfg: T5ChapterConfig, seed: int = 0):
     return model, tokenizer
 
 
-def trainable_parameters(model) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts (tied weights counted once)."""
-    params = {id(p): p for p in model.parameters()}.values()
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
-
-
 # --------------------------------------------------------------------------------------------
 # Tasks as text, and the mixing experiment
 

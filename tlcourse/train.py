@@ -135,6 +135,12 @@ def evaluate(model: torch.nn.Module, eval_fn: EvalFn) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts, each shared (tied) tensor counted once."""
+    params = {id(p): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows whose arg-max logit equals the label."""
     if logits.shape[0] != labels.shape[0]:
