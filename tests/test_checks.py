@@ -512,3 +512,72 @@ PLANTED_PROMPT = {
 ])
 def test_chapter6_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.lora, check), check, reference, planted, capsys)
+
+
+# --- chapter 7: meta-learning ------------------------------------------------------------------------------
+
+def _episode(labels, n_way, k_shot, n_query, seed, *, replace_classes=False, overlap=False, shuffle=False, rng=None):
+    g = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    if replace_classes:
+        chosen = classes[torch.randint(len(classes), (n_way,), generator=g)]
+    else:
+        chosen = classes[torch.randperm(len(classes), generator=g if rng is None else None)[:n_way]]
+    support, query = [], []
+    for c in chosen:
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        support.append(idx[:k_shot])
+        query.append(idx[:n_query] if overlap else idx[k_shot:k_shot + n_query])
+    support, query = torch.cat(support), torch.cat(query)
+    return (support, query[torch.randperm(len(query), generator=g)]) if shuffle else (support, query)
+
+
+PLANTED_EPISODE = {
+    "classes drawn with replacement": lambda *a: _episode(*a, replace_classes=True),
+    "query overlaps the support set": lambda *a: _episode(*a, overlap=True),
+    "query not class by class": lambda *a: _episode(*a, shuffle=True),
+    "global random state, not the seed": lambda *a: _episode(*a, rng="global"),
+    "the seed ignored": lambda labels, n, k, q, seed: _episode(labels, n, k, q, 0),
+}
+
+
+def _proto(support, labels, query, n_way, *, reduce="mean", squared=True, sign=-1.0):
+    protos = torch.stack([getattr(support[labels == k], reduce)(0) if reduce == "mean" else support[labels == k][0]
+                          for k in range(n_way)])
+    d = ((query[:, None] - protos[None]) ** 2).sum(-1)
+    return sign * (d if squared else d.sqrt())
+
+
+PLANTED_PROTO = {
+    "distance not squared": lambda *a: _proto(*a, squared=False),
+    "positive distances": lambda *a: _proto(*a, sign=1.0),
+    "first example instead of the mean": lambda *a: _proto(*a, reduce="first"),
+    "prototypes by position, not label": lambda s, y, q, n: _proto(s, torch.arange(len(y)) % n, q, n),
+}
+
+
+def _maml(w, xs, ys, xq, yq, alpha, *, create_graph=True, at_w=False, support_outer=False, sign=1.0):
+    w = w.detach().clone().requires_grad_(True)
+    (inner,) = torch.autograd.grad(((xs @ w - ys) ** 2).mean(), w, create_graph=create_graph)
+    adapted = w if at_w else w - sign * alpha * inner
+    x, y = (xs, ys) if support_outer else (xq, yq)
+    (outer,) = torch.autograd.grad(((x @ adapted - y) ** 2).mean(), w)
+    return outer
+
+
+PLANTED_MAML = {
+    "first order (no create_graph)": lambda *a: _maml(*a, create_graph=False),
+    "no adaptation": lambda *a: _maml(*a, at_w=True),
+    "outer loss on the support set": lambda *a: _maml(*a, support_outer=True),
+    "inner step uphill": lambda *a: _maml(*a, sign=-1.0),
+}
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("sample_episode", _episode, PLANTED_EPISODE),
+    ("proto_logits", _proto, PLANTED_PROTO),
+    ("maml_gradient", _maml, PLANTED_MAML),
+])
+def test_chapter7_checks(check, reference, planted, capsys):
+    _assert_catches(getattr(checks.meta, check), check, reference, planted, capsys)
