@@ -58,6 +58,7 @@ class Episodes:
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"Episodes: {images.shape[0]} images but {labels.shape[0]} labels.")
         self.images, self.n_way, self.k_shot, self.n_query = images, n_way, k_shot, n_query
+        labels = labels.cpu()           # the bookkeeping stays on the CPU; only the images live on the device
         classes, counts = torch.unique(labels, return_counts=True)
         self.by_class = [torch.nonzero(labels == c).flatten() for c in classes]
         if n_way < 2 or k_shot < 1 or n_query < 1:
@@ -87,8 +88,8 @@ class Episodes:
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One episode ``(xs, ys, xq, yq)``."""
         support, query = self.sample_indices(generator)
-        ys = torch.arange(self.n_way).repeat_interleave(self.k_shot)
-        yq = torch.arange(self.n_way).repeat_interleave(self.n_query)
+        ys = torch.arange(self.n_way, device=self.images.device).repeat_interleave(self.k_shot)
+        yq = torch.arange(self.n_way, device=self.images.device).repeat_interleave(self.n_query)
         return self.images[support], ys, self.images[query], yq
 
     def batch(self, tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -102,7 +103,7 @@ class Episodes:
             yield self.sample(g) if tasks is None else self.batch(tasks, g)
 
 
-def one_shot_runs(size: int = IMAGE_SIZE) -> list[tuple[torch.Tensor, ...]]:
+def one_shot_runs(size: int = IMAGE_SIZE, device: torch.device | str = "cpu") -> list[tuple[torch.Tensor, ...]]:
     """The 20 official 20-way one-shot runs of Lake et al. (2015), each ``(xs, ys, xq, yq)``: one exemplar
     of each of 20 new classes (from alphabets not in the background sets) and 20 queries to classify."""
     ds = load_omniglot("one_shot_runs").with_format("numpy")
@@ -112,7 +113,7 @@ def one_shot_runs(size: int = IMAGE_SIZE) -> list[tuple[torch.Tensor, ...]]:
     for r in sorted(set(run.tolist())):
         s = torch.from_numpy(np.flatnonzero((run == r) & (split == "training")))
         q = torch.from_numpy(np.flatnonzero((run == r) & (split == "test")))
-        out.append((images[s], label[s], images[q], label[q]))
+        out.append(tuple(t.to(device) for t in (images[s], label[s], images[q], label[q])))
     return out
 
 

@@ -73,7 +73,7 @@ class MetaChapterConfig:
 
 CONFIGS = {
     "cpu": MetaChapterConfig(),
-    "gpu": MetaChapterConfig(sinusoid=SinusoidConfig(iterations=20_000),
+    "gpu": MetaChapterConfig(
                              omniglot=OmniglotConfig(channels=64, images=720_000, maml_batch=16, test_episodes=600)),
 }
 SINUSOID_LEARNERS = ("MAML", "first-order MAML", "Reptile", "pretrained")
@@ -126,9 +126,11 @@ def sinusoid_learners(cfg: SinusoidConfig, k: int, seed: int = 0, progress: bool
 
 # --- Omniglot ------------------------------------------------------------------------------------------
 
-def omniglot_pools() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``train``: background_small1 with rotations as extra classes; ``test``: background_small2 as drawn."""
-    return {"train": with_rotations(*omniglot_images("background_small1")), "test": omniglot_images("background_small2")}
+def omniglot_pools(device: torch.device | str = "cpu") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``train``: background_small1 with rotations as extra classes; ``test``: background_small2 as drawn;
+    images and labels on ``device``."""
+    pools = {"train": with_rotations(*omniglot_images("background_small1")), "test": omniglot_images("background_small2")}
+    return {name: (images.to(device), labels.to(device)) for name, (images, labels) in pools.items()}
 
 
 def _proto_loss(net: torch.nn.Module, episode, n_way: int) -> torch.Tensor:
@@ -159,7 +161,7 @@ def predict(learner: str, net: torch.nn.Module, xs, ys, xq, n_way: int, cfg: Omn
     if learner == "transfer":
         with torch.no_grad():
             z = net[:-1](torch.cat([xs, xq]))
-        head = torch.nn.Linear(z.shape[1], n_way)
+        head = torch.nn.Linear(z.shape[1], n_way, device=z.device)
         torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
         opt = torch.optim.Adam(head.parameters(), lr=cfg.head_lr)
         with torch.enable_grad():
@@ -171,10 +173,12 @@ def predict(learner: str, net: torch.nn.Module, xs, ys, xq, n_way: int, cfg: Omn
     raise ValueError(f"predict: unknown learner {learner!r}; use 'ProtoNet', 'first-order MAML' or 'transfer'.")
 
 
-def omniglot_learners(cfg: OmniglotConfig, seed: int = 0, progress: bool = True) -> dict[str, tuple[torch.nn.Module, dict]]:
+def omniglot_learners(cfg: OmniglotConfig, seed: int = 0, progress: bool = True,
+                      device: torch.device | str = "cpu") -> dict[str, tuple[torch.nn.Module, dict]]:
     """Train (or load from the cache) ProtoNets, first-order MAML (5-way 1-shot episodes) and the transfer
-    baseline on the same training classes; ``name -> (model, meta)`` with seconds, images seen and losses."""
-    images, labels = omniglot_pools()["train"]
+    baseline on the same training classes, on ``device``; ``name -> (model, meta)`` with seconds, images
+    seen and losses."""
+    images, labels = omniglot_pools(device)["train"]
     n_classes = int(labels.max()) + 1
     proto_episodes = cfg.images // (cfg.proto_way * (1 + cfg.train_query))
     maml_iterations = cfg.images // (cfg.maml_batch * 5 * (1 + cfg.train_query))
@@ -204,11 +208,14 @@ def omniglot_learners(cfg: OmniglotConfig, seed: int = 0, progress: bool = True)
     for name, (outputs, train) in jobs.items():
         def build(outputs=outputs):
             torch.manual_seed(seed)
-            return conv4(cfg.channels, outputs)
+            return conv4(cfg.channels, outputs).to(device)
 
         def timed(net, train=train):
             began = time.perf_counter()
-            return {**train(net), "seconds": time.perf_counter() - began}
+            meta = train(net)
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            return {**meta, "seconds": time.perf_counter() - began}
 
         out[name] = hub.cached_module(f"ch07-omniglot-{name.replace(' ', '-')}", {**asdict(cfg), "seed": seed, "learner": name},
                                       build, timed, verbose=False)
