@@ -8,7 +8,7 @@ trained with a small learning rate and linear warm-up/decay.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +57,18 @@ def length_grouped_batches(lengths: torch.Tensor, batch: int, steps: int, genera
     return out[:steps]
 
 
-def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the columns that are padding in every row of the batch (most sentences are short)."""
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+LossFn = Callable[[torch.Tensor, dict], torch.Tensor]
+
+
+def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the token positions that are padding in every row of the batch (most sentences are short)."""
     length = int(batch["attention_mask"].sum(1).max())
-    return {k: (v[:, :length] if v.dim() == 2 else v) for k, v in batch.items()}
+    return {k: (v[:, :length] if k in MODEL_INPUTS else v) for k, v in batch.items()}
+
+
+def _label_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    return F.cross_entropy(logits, batch["labels"])
 
 
 @torch.no_grad()
@@ -70,31 +78,31 @@ def evaluate(model, data: dict[str, torch.Tensor], batch: int = 128) -> float:
     correct = 0
     order = torch.argsort(data["attention_mask"].sum(1), stable=True)  # similar lengths together: less padding
     for s in range(0, len(order), batch):
-        part = _trim({k: v[order[s:s + batch]] for k, v in data.items()})
-        labels = part.pop("labels")
-        correct += (model(**part).logits.argmax(-1) == labels).sum().item()
+        part = trim_padding({k: v[order[s:s + batch]] for k, v in data.items()})
+        logits = model(**{k: v for k, v in part.items() if k in MODEL_INPUTS}).logits
+        correct += (logits.argmax(-1) == part["labels"]).sum().item()
     return correct / len(data["labels"])
 
 
 def finetune_classifier(model, train: dict[str, torch.Tensor], test: dict[str, torch.Tensor], cfg: FinetuneConfig,
-                        seed: int = 0, device="cpu") -> tuple[float, list[float]]:
+                        seed: int = 0, device="cpu", loss_fn: LossFn = _label_loss) -> tuple[float, list[float]]:
     """Fine-tune every parameter of ``model`` (a ``...ForSequenceClassification``) on encoded ``train``.
 
     AdamW with linear warm-up and decay; minibatches of similar-length rows
-    (:func:`length_grouped_batches`) drawn with a generator seeded by ``seed``.
-    Returns the test accuracy and the training losses.
+    (:func:`length_grouped_batches`) drawn with a generator seeded by ``seed``. ``loss_fn(logits,
+    batch)`` sees every column of the batch (the labels, or e.g. a teacher's logits in chapter 8);
+    the model sees only its inputs. Returns the test accuracy and the training losses.
     """
     model.to(device).train()
-    steps = cfg.steps(len(train["labels"]))
+    steps = cfg.steps(len(train["input_ids"]))
     warm = max(1, int(cfg.warmup * steps))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm + 1))))
     gen = torch.Generator().manual_seed(seed)
     losses = []
     for idx in length_grouped_batches(train["attention_mask"].sum(1), cfg.batch, steps, gen, cfg.group):
-        batch = _trim({k: v[idx] for k, v in train.items()})
-        labels = batch.pop("labels").to(device)
-        loss = F.cross_entropy(model(**{k: v.to(device) for k, v in batch.items()}).logits, labels)
+        batch = {k: v.to(device) for k, v in trim_padding({k: v[idx] for k, v in train.items()}).items()}
+        loss = loss_fn(model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).logits, batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
