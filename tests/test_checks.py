@@ -581,3 +581,58 @@ PLANTED_MAML = {
 ])
 def test_chapter7_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.meta, check), check, reference, planted, capsys)
+
+
+# --- chapter 8: knowledge distillation -----------------------------------------------------------------------
+
+def _kd(s, t, y, alpha, tau, *, scale=True, temper_teacher=True, reduction="batchmean", reverse=False):
+    p_t = F.softmax(t / tau if temper_teacher else t, -1)
+    log_s = F.log_softmax(s / tau, -1)
+    kl = (F.softmax(s / tau, -1) * (log_s - p_t.log())) if reverse else p_t * (p_t.log() - log_s)
+    kl = kl.sum(-1).mean() if reduction == "batchmean" else kl.mean()
+    return (1 - alpha) * F.cross_entropy(s, y) + alpha * (tau ** 2 if scale else 1) * kl
+
+
+PLANTED_KD = {
+    "no tau^2 scaling": lambda *a: _kd(*a, scale=False),
+    "teacher not softened": lambda *a: _kd(*a, temper_teacher=False),
+    "mean over classes too": lambda *a: _kd(*a, reduction="mean"),
+    "KL the wrong way round": lambda *a: _kd(*a, reverse=True),
+    "alpha on the wrong term": lambda s, t, y, alpha, tau: _kd(s, t, y, 1 - alpha, tau),
+}
+
+
+def _soft_grad(s, t, tau, *, power=1, batch_mean=True):
+    g = tau ** power * (F.softmax(s / tau, -1) - F.softmax(t / tau, -1))
+    return g / len(s) if batch_mean else g
+
+
+PLANTED_SOFT_GRAD = {
+    "unscaled (1 / tau)": lambda *a: _soft_grad(*a, power=-1),
+    "tau^2 instead of tau": lambda *a: _soft_grad(*a, power=2),
+    "no batch mean": lambda *a: _soft_grad(*a, batch_mean=False),
+    "sign flipped": lambda *a: -_soft_grad(*a),
+}
+
+
+def _pseudo(t, threshold, *, on_logits=False, strict=False, fill=-100):
+    p = t if on_logits else F.softmax(t, -1)
+    confidence, label = p.max(-1)
+    keep = confidence > threshold if strict else confidence >= threshold
+    return torch.where(keep, label, torch.full_like(label, fill))
+
+
+PLANTED_PSEUDO = {
+    "threshold on logits": lambda t, th: _pseudo(t, th, on_logits=True),
+    "strict inequality": lambda t, th: _pseudo(t, th, strict=True),
+    "0 instead of -100": lambda t, th: _pseudo(t, th, fill=0),
+}
+
+
+@pytest.mark.parametrize("check, reference, planted", [
+    ("distillation_loss", _kd, PLANTED_KD),
+    ("soft_gradient", _soft_grad, PLANTED_SOFT_GRAD),
+    ("pseudo_labels", _pseudo, PLANTED_PSEUDO),
+])
+def test_chapter8_checks(check, reference, planted, capsys):
+    _assert_catches(getattr(checks.distill, check), check, reference, planted, capsys)

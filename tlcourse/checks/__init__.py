@@ -197,4 +197,4 @@ def check_properties(name: str, fn: Callable, cases: Sequence[Case], properties:
 
 
 # The chapters' checks, importable as attributes: ``from tlcourse import checks; checks.transfer...``
-from . import bert, elmo, embeddings, lora, meta, t5, transfer  # noqa: E402
+from . import bert, distill, elmo, embeddings, lora, meta, t5, transfer  # noqa: E402

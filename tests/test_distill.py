@@ -1,0 +1,150 @@
+"""Chapter 8: the distillation loss against its definition and Hinton et al.'s gradient formulas; the
+students' initialisation; the training loop on a toy model."""
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForSequenceClassification
+
+from tlcourse import distill
+from tlcourse.finetune import FinetuneConfig
+
+
+def _logits(seed, n=6, c=4, spread=3.0):
+    return spread * torch.randn(n, c, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_alpha_zero_is_cross_entropy_and_alpha_one_vanishes_at_the_teacher():
+    s, t, y = _logits(0), _logits(1), torch.tensor([0, 1, 2, 3, 0, 1])
+    torch.testing.assert_close(distill.distillation_loss(s, t, y, alpha=0.0, tau=3.0), F.cross_entropy(s, y))
+    assert distill.distillation_loss(t, t, y, alpha=1.0, tau=2.0).abs() < 1e-12
+    assert distill.distillation_loss(t, t, None, alpha=1.0, tau=5.0).abs() < 1e-12
+    assert distill.distillation_loss(s, t, None, alpha=1.0, tau=2.0) > 0.01
+
+
+def test_loss_is_the_weighted_sum_of_its_terms():
+    s, t, y, tau, alpha = _logits(2), _logits(3), torch.tensor([3, 2, 1, 0, 0, 0]), 4.0, 0.3
+    p_t = F.softmax(t / tau, -1)
+    kl = (p_t * (p_t.log() - F.log_softmax(s / tau, -1))).sum(-1).mean()
+    expected = (1 - alpha) * F.cross_entropy(s, y) + alpha * tau ** 2 * kl
+    torch.testing.assert_close(distill.distillation_loss(s, t, y, alpha, tau), expected)
+    torch.testing.assert_close(distill.distillation_loss(s, t, y, alpha, tau, scale=False),
+                               (1 - alpha) * F.cross_entropy(s, y) + alpha * kl)
+
+
+@pytest.mark.parametrize("tau, scale", [(1.0, True), (2.0, False), (4.0, True), (8.0, False)])
+def test_soft_gradient_is_the_difference_of_softened_probabilities(tau, scale):
+    s, t = _logits(4).requires_grad_(True), _logits(5)
+    distill.distillation_loss(s, t, None, alpha=1.0, tau=tau, scale=scale).backward()
+    expected = (F.softmax(s.detach() / tau, -1) - F.softmax(t / tau, -1)) / tau / len(s)   # batchmean
+    torch.testing.assert_close(s.grad, expected * (tau ** 2 if scale else 1.0))
+
+
+def test_high_temperature_approaches_logit_matching():
+    """Hinton et al. section 2.1: for zero-mean logits and tau >> |z|, the scaled gradient is (z_S - z_T) / C."""
+    s, t = _logits(6, spread=1.0), _logits(7, spread=1.0)
+    s, t = (s - s.mean(-1, keepdim=True)).requires_grad_(True), t - t.mean(-1, keepdim=True)
+    errors = []
+    for tau in [2.0, 20.0, 200.0]:
+        s.grad = None
+        distill.distillation_loss(s, t, None, alpha=1.0, tau=tau).backward()
+        matching = (s.detach() - t) / s.shape[-1] / len(s)
+        errors.append(((s.grad - matching).abs().max() / matching.abs().max()).item())
+    assert errors[1] < errors[0] / 5 and errors[2] < errors[1] / 5 and errors[2] < 5e-3, errors   # O(1 / tau)
+
+
+def test_bad_arguments_are_explained():
+    s, t = _logits(0), _logits(1)
+    with pytest.raises(ValueError, match="pass alpha=1"):
+        distill.distillation_loss(s, t, None, alpha=0.5)
+    with pytest.raises(ValueError, match="same shape"):
+        distill.distillation_loss(s, t[:, :2])
+    with pytest.raises(ValueError, match="tau > 0"):
+        distill.distillation_loss(s, t, None, alpha=1.0, tau=0.0)
+
+
+def _tiny_bert(layers=4, hidden=32, seed=0):
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=50, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+                        intermediate_size=4 * hidden, max_position_embeddings=32, num_labels=2)
+    return BertForSequenceClassification(config).eval()
+
+
+def test_layer_subset_student_copies_the_chosen_layers():
+    teacher = _tiny_bert(layers=4)
+    student = distill.layer_subset_student(teacher, keep=(0, 2)).eval()
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    t_state, s_state = teacher.state_dict(), student.state_dict()
+    for i, j in [(0, 0), (1, 2)]:
+        for name, value in student.bert.encoder.layer[i].state_dict().items():
+            assert torch.equal(value, teacher.bert.encoder.layer[j].state_dict()[name]), (i, j, name)
+    for name in s_state:
+        if ".encoder.layer." not in name:
+            assert torch.equal(s_state[name], t_state[name]), name
+    # keeping every layer gives the teacher's function back
+    same = distill.layer_subset_student(teacher, keep=(0, 1, 2, 3)).eval()
+    ids = torch.randint(0, 50, (3, 7), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(same(input_ids=ids).logits, teacher(input_ids=ids).logits)
+    with pytest.raises(ValueError, match="distinct layer indices in 0..3"):
+        distill.layer_subset_student(teacher, keep=(0, 4))
+
+
+def test_narrow_student_has_the_requested_shape():
+    student = distill.narrow_student(_tiny_bert(), hidden=16, layers=1, heads=2)
+    assert student.config.hidden_size == 16 and student.config.num_hidden_layers == 1
+    assert student.config.intermediate_size == 64 and student.config.vocab_size == 50
+    with pytest.raises(ValueError, match="multiple of heads"):
+        distill.narrow_student(_tiny_bert(), hidden=30, layers=1, heads=4)
+
+
+def _toy_data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 50, (n, 8), generator=g)
+    mask = torch.ones_like(ids)
+    mask[: n // 2, 6:] = 0
+    labels = (ids[:, 0] > 27).long()
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids), "labels": labels}
+
+
+def test_logits_of_keeps_row_order_despite_length_sorting():
+    model, data = _tiny_bert(), _toy_data()
+    got = distill.logits_of(model, data, batch=16)
+    with torch.no_grad():
+        expected = torch.cat([model(**{k: data[k][i:i + 1, : int(data["attention_mask"][i].sum())]
+                                       for k in ("input_ids", "attention_mask", "token_type_ids")}).logits
+                              for i in range(len(data["labels"]))])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_distil_learns_the_teachers_function_without_labels():
+    teacher, data = _tiny_bert(seed=1), _toy_data(n=128)
+    data[distill.TEACHER] = distill.logits_of(teacher, data)
+    unlabelled = {k: v for k, v in data.items() if k != "labels"}
+    agreement = {k: v for k, v in data.items()}
+    agreement["labels"] = data[distill.TEACHER].argmax(-1)          # accuracy = agreement with the teacher
+    cfg = FinetuneConfig(epochs=20, min_steps=10, max_steps=200, batch=16, lr=3e-3)
+    student = distill.narrow_student(teacher, hidden=16, layers=1, heads=2)
+    before = distill.logits_of(student, data).argmax(-1).eq(agreement["labels"]).float().mean().item()
+    accuracy, losses = distill.distil(student, unlabelled, agreement, cfg, alpha=1.0, tau=2.0)
+    assert losses[-1] < losses[0] and accuracy > max(before, 0.8), (before, accuracy)
+    with pytest.raises(ValueError, match="no labels"):
+        distill.distil(student, unlabelled, agreement, cfg, alpha=0.5, tau=2.0)
+    with pytest.raises(ValueError, match="no 'teacher_logits' column"):
+        distill.distil(student, {k: v for k, v in data.items() if k != distill.TEACHER}, agreement, cfg, alpha=0.5, tau=2.0)
+
+
+def test_trimmed_vocabulary_computes_the_same_function_on_kept_pieces():
+    model, data = _tiny_bert(), _toy_data(n=16)
+    ids = data["input_ids"]
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=data["attention_mask"]).logits
+    keep = torch.unique(ids)
+    trimmed, id_map = distill.trim_vocabulary(model, keep, unk_id=1)
+    assert trimmed.bert.embeddings.word_embeddings.num_embeddings == len(keep) + 1          # + [UNK]
+    with torch.no_grad():
+        after = trimmed(**{k: v for k, v in distill.remap(data, id_map).items() if k in ("input_ids", "attention_mask")}).logits
+    torch.testing.assert_close(after, before)
+    dropped = [i for i in range(50) if i not in set(keep.tolist()) and i != 1]
+    assert (id_map[dropped] == id_map[1]).all() and id_map[keep].tolist() != [id_map[1].item()] * len(keep)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        distill.trim_vocabulary(_tiny_bert(), torch.tensor([3, 60]), unk_id=1)
