@@ -4,7 +4,7 @@
 
 Both inject rank-``r`` LoRA (alpha 16) into MiniLM's query and value projections (sequence
 classification, 2 labels) and train with AdamW on the same random batches
-(:func:`tlcourse.peft_tasks.step_profile`). Before timing, it checks that the two give the same
+(:func:`tlcourse.chapters.ch06_peft.step_profile`). Before timing, it checks that the two give the same
 logits once our LoRA weights are copied into peft's (to 1e-5). Each variant runs in its own
 subprocess, so that its peak resident memory (``ru_maxrss``) is its own; the variants alternate
 ``--repeats`` times and the fastest run of each counts. Prints seconds per step, peak RSS and the
@@ -17,12 +17,13 @@ import argparse
 
 import torch
 
-from tlcourse import lora, peft_tasks
+from tlcourse import lora
+from tlcourse.chapters import ch06_peft
 
 
 def agree(rank: int) -> float:
-    cfg = peft_tasks.PeftChapterConfig()
-    ours, theirs = peft_tasks.build(f"LoRA r={rank}", cfg).eval(), peft_tasks.build(f"peft LoRA r={rank}", cfg).eval()
+    cfg = ch06_peft.PeftChapterConfig()
+    ours, theirs = ch06_peft.build(f"LoRA r={rank}", cfg).eval(), ch06_peft.build(f"peft LoRA r={rank}", cfg).eval()
     for layer in lora.lora_layers(ours).values():
         torch.nn.init.normal_(layer.lora_B, std=0.05)
     lora.copy_to_peft(ours, theirs)
@@ -48,7 +49,7 @@ def main() -> None:
     best: dict[str, dict] = {}
     for _ in range(args.repeats):
         for name, method in variants.items():
-            result = peft_tasks.step_profile(method, args.steps, args.batch, args.max_len)
+            result = ch06_peft.step_profile(method, args.steps, args.batch, args.max_len)
             if name not in best or result["seconds"] < best[name]["seconds"]:
                 best[name] = result
     print(f"{'variant':8s} {'s/step':>8s} {'peak RSS MB':>12s}")

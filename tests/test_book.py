@@ -78,3 +78,43 @@ def test_chapter_contract(md):
         assert re.search(r":class:.*\b(implement|experiment|think)\b", options), f"an exercise without a kind: {options!r}"
     solutions = len(re.findall(r"\{solution-start\}", text))
     assert solutions == len(starts), f"{len(starts)} exercises but {solutions} solutions"
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell defines, names it reads) — magics and shell lines are skipped."""
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    defined, read = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+    return defined, read
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_need_only_the_setup_cell(nb_path):
+    """CONVENTIONS.md: a student can jump from the setup cell to the exercises. Every name the
+    exercise section reads is a builtin or is defined in the setup cell or the section itself,
+    never by the chapter's experiment cells. (``make student-check`` runs exactly that notebook.)"""
+    import builtins
+
+    from tlcourse.assign import exercises_only
+
+    nb = exercises_only(json.loads(nb_path.read_text()), name=nb_path.name)
+    code = [("".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+            for c in nb["cells"] if c["cell_type"] == "code"]
+    available = set(dir(builtins))
+    for source in code:
+        available |= _names(source)[0]
+    missing = {name for source in code[1:] for name in _names(source)[1]} - available
+    assert not missing, (f"{nb_path.name}: the exercises read {sorted(missing)}, computed by the chapter's "
+                         f"experiments; load or recompute them in the exercise (package, data, cache only)")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tlcourse import checks, transfer
+from tlcourse import bow, checks, data
 from tlcourse.checks import Case, match
 
 
@@ -62,13 +62,13 @@ PLANTED_JS = {
                                                    + 0.5 * _kl(q / (p + q).sum(), (p + q) / 2 / (p + q).sum())),
     "mixture not halved": _js_from(lambda p, q: 0.5 * _kl(p / p.sum(), p / p.sum() + q / q.sum())
                                    + 0.5 * _kl(q / q.sum(), p / p.sum() + q / q.sum())),
-    "only words of the first corpus": lambda a, b: transfer.unigram_js_divergence(
+    "only words of the first corpus": lambda a, b: bow.unigram_js_divergence(
         a, [[w for w in t if w in {x for s in a for x in s}] or [next(iter(a[0]))] for t in b]),
 }
 
 
 def test_js_check_passes_reference_and_catches_stub_and_planted(capsys):
-    assert checks.transfer.js_divergence(transfer.unigram_js_divergence)
+    assert checks.transfer.js_divergence(bow.unigram_js_divergence)
     assert "PASS js_divergence" in capsys.readouterr().out
     result = checks.transfer.js_divergence(_stub)
     assert not result and "not implemented yet (Exercise 1.1)" in result.message
@@ -82,7 +82,7 @@ def test_js_check_passes_reference_and_catches_stub_and_planted(capsys):
 
 def _budgets_independent(labels, budgets, seed):  # not nested
     rng = np.random.default_rng(seed)
-    return {b: transfer.label_budget_indices(labels, [b], int(rng.integers(1 << 30)))[b] for b in budgets}
+    return {b: data.label_budget_indices(labels, [b], int(rng.integers(1 << 30)))[b] for b in budgets}
 
 
 def _budgets_unbalanced(labels, budgets, seed):  # ignores the classes
@@ -91,21 +91,21 @@ def _budgets_unbalanced(labels, budgets, seed):  # ignores the classes
 
 
 def _budgets_unseeded(labels, budgets, seed):  # global random state: differs call to call
-    order = transfer.label_order(np.asarray(labels), np.random.default_rng())
+    order = data.label_order(np.asarray(labels), np.random.default_rng())
     return {b: order[:b] for b in budgets}
 
 
 def _budgets_with_replacement(labels, budgets, seed):  # off by one: rows chosen twice
-    order = transfer.label_order(np.asarray(labels), np.random.default_rng(seed))
+    order = data.label_order(np.asarray(labels), np.random.default_rng(seed))
     return {b: np.concatenate([order[: b - 1], order[:1]]) for b in budgets}
 
 
 def _budgets_ignore_seed(labels, budgets, seed):
-    return transfer.label_budget_indices(labels, budgets, seed=0)
+    return data.label_budget_indices(labels, budgets, seed=0)
 
 
 def _budgets_list_of_lists(labels, budgets, seed):  # wrong container
-    return [transfer.label_budget_indices(labels, [b], seed)[b] for b in budgets]
+    return [data.label_budget_indices(labels, [b], seed)[b] for b in budgets]
 
 
 PLANTED_BUDGETS = {f.__name__: f for f in [_budgets_independent, _budgets_unbalanced, _budgets_unseeded,
@@ -113,7 +113,7 @@ PLANTED_BUDGETS = {f.__name__: f for f in [_budgets_independent, _budgets_unbala
 
 
 def test_budget_check_passes_reference_and_catches_stub_and_planted(capsys):
-    assert checks.transfer.label_budgets(transfer.label_budget_indices)
+    assert checks.transfer.label_budgets(data.label_budget_indices)
     assert not checks.transfer.label_budgets(_stub)
     caught = {name: not checks.transfer.label_budgets(fn) for name, fn in PLANTED_BUDGETS.items()}
     out = capsys.readouterr().out

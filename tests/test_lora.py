@@ -130,14 +130,14 @@ def test_training_memory_accounting():
 
 
 def test_task_switcher_restores_each_task_and_names_are_checked(batch):
-    from tlcourse import peft_tasks
+    from tlcourse.chapters import ch06_peft
 
-    cfg = peft_tasks.PeftChapterConfig()
-    a, b = peft_tasks.build("LoRA r=4", cfg, seed=1), peft_tasks.build("LoRA r=4", cfg, num_labels=4, seed=2)
+    cfg = ch06_peft.PeftChapterConfig()
+    a, b = ch06_peft.build("LoRA r=4", cfg, seed=1), ch06_peft.build("LoRA r=4", cfg, num_labels=4, seed=2)
     for m in (a, b):
         for layer in lora.lora_layers(m).values():
             torch.nn.init.normal_(layer.lora_B, std=0.05)
-    switcher = peft_tasks.TaskSwitcher(peft_tasks.build("LoRA r=4", cfg))
+    switcher = ch06_peft.TaskSwitcher(ch06_peft.build("LoRA r=4", cfg))
     assert switcher.add("a", a) == 12 * 768 * 4 + 384 * 2 + 2
     switcher.add("b", b)
     with torch.no_grad():
@@ -147,6 +147,6 @@ def test_task_switcher_restores_each_task_and_names_are_checked(batch):
     with pytest.raises(KeyError, match="added"):
         switcher.activate("c")
     with pytest.raises(ValueError, match="unknown method"):
-        peft_tasks.build("IA3", cfg)
-    jobs = peft_tasks.runs(cfg)
+        ch06_peft.build("IA3", cfg)
+    jobs = ch06_peft.runs(cfg)
     assert ("full", cfg.lrs["full"], cfg.key_seeds) in jobs and jobs[-1] == ("LoRA r=4", cfg.low_lr, 1)

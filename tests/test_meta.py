@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tlcourse import episodes, meta, meta_tasks
+from tlcourse import episodes, meta
+from tlcourse.chapters import ch07_meta
 
 
 def _tiny(dtype=torch.float64, seed=0):
@@ -96,7 +97,7 @@ def test_meta_training_makes_one_step_adaptation_work():
     model = meta.regressor()
     test = meta.Sinusoids().episodes(50, 10, 50, torch.Generator().manual_seed(5))
     before = meta.adaptation_curve(model, test, 0.01, 1)
-    history = meta.meta_train(model, meta_tasks.sinusoid_stream(10, 25, 1), method="maml", iterations=1000,
+    history = meta.meta_train(model, ch07_meta.sinusoid_stream(10, 25, 1), method="maml", iterations=1000,
                               inner_lr=0.01, progress=False)
     after = meta.adaptation_curve(model, test, 0.01, 1)
     assert len(history.loss) == 1000 and after[1] < 0.5 * before[1], (before, after)
@@ -206,11 +207,11 @@ def test_omniglot_images_and_one_shot_runs():
 
 
 def test_predict_rejects_unknown_learners_and_wrong_ways():
-    cfg = meta_tasks.OmniglotConfig()
+    cfg = ch07_meta.OmniglotConfig()
     x = torch.zeros(5, 1, 28, 28)
     y = torch.arange(5)
     with pytest.raises(ValueError, match="unknown learner 'MatchingNet'"):
-        meta_tasks.predict("MatchingNet", meta.conv4(8), x, y, x, 5, cfg)
+        ch07_meta.predict("MatchingNet", meta.conv4(8), x, y, x, 5, cfg)
     with pytest.raises(ValueError, match="classifies 5 ways, not 20"):
-        meta_tasks.predict("first-order MAML", meta.conv4(8, 5), x, y, x, 20, cfg)
-    assert meta_tasks.predict("ProtoNet", meta.conv4(8), x, y, x, 5, cfg).shape == (5,)
+        ch07_meta.predict("first-order MAML", meta.conv4(8, 5), x, y, x, 20, cfg)
+    assert ch07_meta.predict("ProtoNet", meta.conv4(8), x, y, x, 5, cfg).shape == (5,)

@@ -160,3 +160,25 @@ def test_wordpiece_ids_are_reproducible():
             "print(hashlib.sha256(json.dumps(sorted(v.items())).encode()).hexdigest())")
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(3)}
     assert len(runs) == 1, runs
+
+
+def test_pretrain_mlm_trains_through_train_fit_and_caches(tokenizer, tmp_path, monkeypatch):
+    from tlcourse import train
+
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return train.fit(*args, **kwargs)
+
+    monkeypatch.setattr(mlm, "fit", spy)
+    cfg = mlm.TinyBertConfig(hidden=32, layers=1, heads=2, intermediate=64, max_len=16, steps=60, batch=16, lr=3e-3,
+                             warmup=10)
+    model, meta = mlm.pretrain_mlm("test-mlm", tokenizer, TEXTS, cfg, progress=False)
+    assert len(calls) == 1 and calls[0]["warmup"] == 10 and calls[0]["clip_grad"] == 1.0
+    assert len(meta["loss"]) == 60 and meta["rows"] == len(mlm.pack_sequences(tokenizer, TEXTS, 16))
+    assert sum(meta["loss"][-10:]) < 0.7 * sum(meta["loss"][:10])  # a repetitive corpus: the loss falls fast
+    again, meta_again = mlm.pretrain_mlm("test-mlm", tokenizer, TEXTS, cfg, progress=False)
+    assert len(calls) == 1 and meta_again["loss"] == meta["loss"]  # loaded from the cache, not retrained
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))

@@ -209,21 +209,22 @@ def test_corrupted_batches_reconstruct():
 
 
 def test_unknown_names_are_clear_errors():
-    from tlcourse import t5_tasks
+    from tlcourse.chapters import ch05_t5
 
     with pytest.raises(ValueError, match="unknown task"):
         t5.to_text("cola", [])
     with pytest.raises(ValueError, match="unknown model"):
-        t5_tasks.warm_start(t5_tasks.T5ChapterConfig(warm="t5-base"))
+        ch05_t5.warm_start(ch05_t5.T5ChapterConfig(warm="t5-base"))
     with pytest.raises(ValueError, match="lack the column"):
         t5.to_text("rte", [{"sentence": "x", "label": 0}])
 
 
 def test_warm_start_from_minilm_freezes_the_encoder_and_shares_nothing_else():
-    from tlcourse import t5_tasks, t5_train
+    from tlcourse import t5_train
+    from tlcourse.chapters import ch05_t5
 
-    cfg = t5_tasks.T5ChapterConfig()
-    model, tok = t5_tasks.warm_start(cfg)
+    cfg = ch05_t5.T5ChapterConfig()
+    model, tok = ch05_t5.warm_start(cfg)
     assert tok.eos_token == "[SEP]" and model.config.decoder_start_token_id == tok.cls_token_id
     assert model.decoder.config.num_hidden_layers == cfg.decoder_layers and model.decoder.config.add_cross_attention
     assert not any(p.requires_grad for p in model.get_encoder().parameters())

@@ -1,4 +1,5 @@
 """File-system plumbing shared by the modules that write folders (the artefact cache, assign)."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,13 +1,15 @@
 """Chapter 6: the other parameter-efficient methods — bottleneck adapters, BitFit, prompt tuning.
 
-* **Adapters** (Houlsby et al. 2019, ICML, figure 2): after the attention output projection and after
-  the feed-forward output projection of every layer, a bottleneck ``h + W_up f(W_down h)`` with a
-  small middle dimension; ``W_up`` starts at zero, so each adapter starts as the identity. The
-  adapters, the layer norms and the head train; everything else is frozen.
+* **Adapters** (Houlsby et al. 2019, ICML, figure 2): after the attention output projection and
+  after the feed-forward output projection of every layer, a bottleneck ``h + W_up f(W_down h)``
+  with a small middle dimension; ``W_up`` starts at zero, so each adapter starts as the identity.
+  The adapters, the layer norms and the head train; everything else is frozen.
 * **BitFit** (Ben Zaken et al. 2022, ACL): train only the bias terms (and the head).
 * **Prompt tuning** (Lester et al. 2021, EMNLP): ``n`` trainable vectors prepended to the input
-  embeddings ("soft prompt"); the model is frozen (the head trains, as in peft's sequence classification).
+  embeddings ("soft prompt"); the model is frozen (the head trains, as in peft's sequence
+  classification).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -35,7 +37,8 @@ class Adapter(nn.Module):
 
 
 class WithAdapter(nn.Module):
-    """A sub-layer's output projection followed by an adapter (before the residual and layer norm)."""
+    """A sub-layer's output projection followed by an adapter (before the residual and layer
+    norm)."""
 
     def __init__(self, projection: nn.Linear, bottleneck: int) -> None:
         super().__init__()
@@ -46,13 +49,25 @@ class WithAdapter(nn.Module):
         return self.adapter(self.projection(x))
 
 
-def insert_adapters(model: nn.Module, bottleneck: int = 16, train: Sequence[str] = ("classifier", "LayerNorm")) -> int:
-    """Houlsby adapters after both output projections of every BERT layer (``attention.output.dense``
-    and ``output.dense``); freezes all but adapters, layer norms and the head. Returns how many were added."""
-    targets = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and
-               (n.endswith("attention.output.dense") or (n.endswith("output.dense") and ".layer." in n))]
+def insert_adapters(
+    model: nn.Module, bottleneck: int = 16, train: Sequence[str] = ("classifier", "LayerNorm")
+) -> int:
+    """Houlsby adapters after both output projections of every BERT layer
+    (``attention.output.dense`` and ``output.dense``); freezes all but adapters, layer norms and the
+    head. Returns how many were added."""
+    targets = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear)
+        and (
+            n.endswith("attention.output.dense") or (n.endswith("output.dense") and ".layer." in n)
+        )
+    ]
     if not targets:
-        raise ValueError("insert_adapters: found no BERT layer output projections (…attention.output.dense, …output.dense).")
+        raise ValueError(
+            "insert_adapters: found no BERT layer output "
+            "projections (…attention.output.dense, …output.dense)."
+        )
     for name in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
@@ -75,14 +90,19 @@ class PromptTuning(nn.Module):
     ``n`` zeros, as peft does for sequence classification.
     """
 
-    def __init__(self, model: nn.Module, n: int = 20, init_ids: torch.Tensor | None = None,
-                 train: Sequence[str] = ("classifier",)) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        n: int = 20,
+        init_ids: torch.Tensor | None = None,
+        train: Sequence[str] = ("classifier",),
+    ) -> None:
         super().__init__()
         freeze_except(model, list(train))
         self.model = model
         embeddings = model.get_input_embeddings().weight
         if init_ids is None:
-            init_ids = torch.arange(1000, 1000 + n)       # ordinary word pieces of a BERT vocabulary
+            init_ids = torch.arange(1000, 1000 + n)  # ordinary word pieces of a BERT vocabulary
         if len(init_ids) != n:
             raise ValueError(f"PromptTuning: {len(init_ids)} init ids for a prompt of {n} vectors.")
         self.prompt = nn.Parameter(embeddings[init_ids].detach().clone())
@@ -91,8 +111,13 @@ class PromptTuning(nn.Module):
     def config(self):
         return self.model.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ):
         batch, n = input_ids.shape[0], self.prompt.shape[0]
         embeds = self.model.get_input_embeddings()(input_ids)
         embeds = torch.cat([self.prompt.expand(batch, -1, -1), embeds], 1)
@@ -101,12 +126,22 @@ class PromptTuning(nn.Module):
         attention_mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], 1)
         if token_type_ids is not None:
             token_type_ids = torch.cat([token_type_ids.new_zeros(batch, n), token_type_ids], 1)
-        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs)
+        return self.model(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            **kwargs,
+        )
 
 
-def training_memory(trainable: int, total: int, weight_bytes: int = 4, optimizer_states: int = 2) -> dict[str, int]:
+def training_memory(
+    trainable: int, total: int, weight_bytes: int = 4, optimizer_states: int = 2
+) -> dict[str, int]:
     """Bytes for weights, gradients and Adam's two moment estimates (activations not included):
     the frozen weights need no gradient and no optimiser state (section 4.2 of Hu et al. 2022)."""
-    return {"weights": total * weight_bytes, "gradients": trainable * weight_bytes,
-            "optimizer": optimizer_states * trainable * 4,
-            "total": total * weight_bytes + trainable * weight_bytes + optimizer_states * trainable * 4}
+    return {
+        "weights": total * weight_bytes,
+        "gradients": trainable * weight_bytes,
+        "optimizer": optimizer_states * trainable * 4,
+        "total": total * weight_bytes + trainable * weight_bytes + optimizer_states * trainable * 4,
+    }

@@ -17,6 +17,7 @@ kind in ``:class:`` — ``implement``, ``experiment`` or ``think``) and mark sol
 
 :func:`assign` does this for a set of chapters and writes all of them or nothing.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,7 +30,11 @@ from typing import Iterable
 from ._fs import atomic_dir
 
 KINDS = ("implement", "experiment", "think")
-_FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>exercise-start|exercise-end|solution-start|solution-end)\}\s*(?P<arg>.*)$")
+_FENCE = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})"
+    r"\{(?P<name>exercise-start|exercise-end|solution-start|solution-end)\}"
+    r"\s*(?P<arg>.*)$"
+)
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 _CHAPTER = re.compile(r"^(?P<num>\d\d)-(?P<slug>[\w-]+)$")
@@ -53,7 +58,8 @@ def _source(cell: dict) -> str:
 
 
 def _directive(lines: list[str], start: int) -> tuple[str, str, dict[str, str], int]:
-    """(name, argument, options, index after the closing fence) of the fenced directive at ``start``."""
+    """(name, argument, options, index after the closing fence) of the fenced directive at
+    ``start``."""
     m = _FENCE.match(lines[start])
     fence, options, i = m["fence"], {}, start + 1
     while i < len(lines) and lines[i].strip() != fence:
@@ -67,7 +73,8 @@ def _directive(lines: list[str], start: int) -> tuple[str, str, dict[str, str], 
 
 
 def _stub_code(source: str, number: str | None, where: str) -> tuple[str, int]:
-    """Replace each BEGIN/END SOLUTION block by a NotImplementedError stub; returns (code, blocks)."""
+    """Replace each BEGIN/END SOLUTION block by a NotImplementedError stub; returns
+    (code, blocks)."""
     out, blocks, inside = [], 0, None
     for line in source.split("\n"):
         begin = _BEGIN.match(line)
@@ -75,13 +82,18 @@ def _stub_code(source: str, number: str | None, where: str) -> tuple[str, int]:
             if inside is not None:
                 raise AssignError(f"{where}: '# BEGIN SOLUTION' inside another solution block")
             if number is None:
-                raise AssignError(f"{where}: '# BEGIN SOLUTION' outside any exercise (put it after an exercise-start)")
+                raise AssignError(
+                    f"{where}: '# BEGIN SOLUTION' outside any "
+                    "exercise (put it after an exercise-start)"
+                )
             inside = begin["indent"]
             out.append(f'{inside}raise NotImplementedError("Exercise {number}")  # your code here')
             blocks += 1
         elif _END.match(line):
             if inside is None:
-                raise AssignError(f"{where}: '# END SOLUTION' without a matching '# BEGIN SOLUTION'")
+                raise AssignError(
+                    f"{where}: '# END SOLUTION' without a matching '# BEGIN SOLUTION'"
+                )
             inside = None
         elif inside is None:
             out.append(line)
@@ -90,13 +102,15 @@ def _stub_code(source: str, number: str | None, where: str) -> tuple[str, int]:
     return "\n".join(out), blocks
 
 
-def make_student_notebook(nb: dict, chapter: int, think_answers: str = "drop", name: str = "notebook") -> tuple[dict, list[Exercise]]:
+def make_student_notebook(
+    nb: dict, chapter: int, think_answers: str = "drop", name: str = "notebook"
+) -> tuple[dict, list[Exercise]]:
     """The student version of a notebook (a JSON dict) and the exercises found in it."""
     if think_answers not in ("keep", "drop"):
         raise AssignError(f"think_answers must be 'keep' or 'drop', got {think_answers!r}")
     student = copy.deepcopy(nb)
     exercises: list[Exercise] = []
-    current: Exercise | None = None      # the exercise whose directive or solution we are in
+    current: Exercise | None = None  # the exercise whose directive or solution we are in
     in_solution = False
     stubs = 0
     cells = []
@@ -107,14 +121,19 @@ def make_student_notebook(nb: dict, chapter: int, think_answers: str = "drop", n
             number = current.number if current else None
             if current is not None and current.kind == "think" and think_answers == "keep":
                 number = None  # a think exercise's answer is shown: only the marker lines go
-                code = "\n".join(l for l in _source(cell).split("\n") if not (_BEGIN.match(l) or _END.match(l)))
+                code = "\n".join(
+                    l for l in _source(cell).split("\n") if not (_BEGIN.match(l) or _END.match(l))
+                )
                 cell["source"], cell["outputs"], cell["execution_count"] = code, [], None
                 cells.append(cell)
                 continue
             if "solution" in tags:
                 if number is None:
                     raise AssignError(f"{where}: a cell tagged 'solution' outside any exercise")
-                code, blocks = f'raise NotImplementedError("Exercise {number}")  # your code here', 1
+                code, blocks = (
+                    f'raise NotImplementedError("Exercise {number}")  # your code here',
+                    1,
+                )
             else:
                 code, blocks = _stub_code(_source(cell), number, where)
             stubs += blocks
@@ -127,7 +146,9 @@ def make_student_notebook(nb: dict, chapter: int, think_answers: str = "drop", n
         lines, kept, i = _source(cell).split("\n"), [], 0
         while i < len(lines):
             if not _FENCE.match(lines[i]):
-                keep_think = current is not None and current.kind == "think" and think_answers == "keep"
+                keep_think = (
+                    current is not None and current.kind == "think" and think_answers == "keep"
+                )
                 if not in_solution or keep_think:
                     kept.append(lines[i])
                 i += 1
@@ -140,9 +161,13 @@ def make_student_notebook(nb: dict, chapter: int, think_answers: str = "drop", n
                 kind = options.get("class", "").split()
                 kind = next((k for k in kind if k in KINDS), None)
                 if kind is None:
-                    raise AssignError(f"{where}: exercise {arg!r} has no kind: add ':class: implement' "
-                                      f"(or experiment, think) to its exercise-start")
-                current = Exercise(f"{chapter}.{len(exercises) + 1}", arg, kind, options.get("label", ""))
+                    raise AssignError(
+                        f"{where}: exercise {arg!r} has no kind: add ':class: implement' "
+                        f"(or experiment, think) to its exercise-start"
+                    )
+                current = Exercise(
+                    f"{chapter}.{len(exercises) + 1}", arg, kind, options.get("label", "")
+                )
                 exercises.append(current)
                 kept.append(f"### Exercise {current.number} ({kind}): {arg}")
             elif directive == "solution-start":
@@ -155,19 +180,58 @@ def make_student_notebook(nb: dict, chapter: int, think_answers: str = "drop", n
         if cell["source"]:
             cells.append(cell)
     if not exercises:
-        raise AssignError(f"{name}: no exercises found (no exercise-start directive): nothing to assign")
+        raise AssignError(
+            f"{name}: no exercises found (no exercise-start directive): nothing to assign"
+        )
     if stubs == 0 and any(e.kind == "implement" for e in exercises):
-        raise AssignError(f"{name}: no solution markers: wrap solution code in '# BEGIN SOLUTION' / "
-                          f"'# END SOLUTION' lines, or tag the solution cell 'solution'")
+        raise AssignError(
+            f"{name}: no solution markers: wrap solution code in '# BEGIN SOLUTION' / "
+            f"'# END SOLUTION' lines, or tag the solution cell 'solution'"
+        )
     student["cells"] = cells
-    student.setdefault("metadata", {})["tlcourse"] = {"student": True, "think_answers": think_answers}
+    student.setdefault("metadata", {})["tlcourse"] = {
+        "student": True,
+        "think_answers": think_answers,
+    }
     return student, exercises
 
 
+def _section_heading(cell: dict, title: str | None = None) -> bool:
+    """Whether a markdown cell holds a level-2 heading (``## title``, or any when ``title`` is
+    None)."""
+    if cell["cell_type"] != "markdown":
+        return False
+    heads = [line[3:].strip() for line in _source(cell).split("\n") if line.startswith("## ")]
+    return bool(heads) and (title is None or title in heads)
+
+
+def exercises_only(nb: dict, name: str = "notebook") -> dict:
+    """The chapter's title, its setup cell and its "## Exercises" section, nothing else.
+
+    Every exercise runs right after the setup cell (it needs the package, the data and the artefact
+    cache, never a variable from the chapter's experiments), so this is a complete notebook: a
+    student who wants only the exercises runs it in seconds, and ``make student-check`` runs it.
+    """
+    cells = nb["cells"]
+    setup = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), None)
+    start = next((i for i, c in enumerate(cells) if _section_heading(c, "Exercises")), None)
+    if setup is None or start is None:
+        raise AssignError(f"{name}: needs a setup code cell and a '## Exercises' section")
+    end = next((i for i in range(start + 1, len(cells)) if _section_heading(cells[i])), len(cells))
+    title = [c for c in cells[:setup] if c["cell_type"] == "markdown"][:1]
+    trimmed = copy.deepcopy(nb)
+    trimmed["cells"] = copy.deepcopy(title + [cells[setup]] + cells[start:end])
+    return trimmed
+
+
 def find_chapters(source: Path, chapters: Iterable[str] | None = None) -> list[Path]:
-    """The chapter notebooks of ``source`` chosen by number ("1", "01"), slug or file stem; all by default."""
+    """The chapter notebooks of ``source`` chosen by number ("1", "01"), slug or file stem; all by
+    default."""
     if not source.is_dir():
-        raise AssignError(f"notebook folder {source} does not exist (run from the repository root, or pass --source)")
+        raise AssignError(
+            f"notebook folder {source} does not exist "
+            "(run from the repository root, or pass --source)"
+        )
     available = sorted(p for p in source.glob("*.ipynb") if _CHAPTER.match(p.stem))
     if not available:
         raise AssignError(f"no chapter notebooks (NN-slug.ipynb) in {source}")
@@ -175,31 +239,54 @@ def find_chapters(source: Path, chapters: Iterable[str] | None = None) -> list[P
         return available
     chosen = []
     for wanted in chapters:
-        matches = [p for p in available if wanted in (p.stem, _CHAPTER.match(p.stem)["slug"])
-                   or (wanted.isdigit() and int(wanted) == int(p.stem[:2]))]
+        matches = [
+            p
+            for p in available
+            if wanted in (p.stem, _CHAPTER.match(p.stem)["slug"])
+            or (wanted.isdigit() and int(wanted) == int(p.stem[:2]))
+        ]
         if not matches:
-            raise AssignError(f"unknown chapter {wanted!r}; available: {', '.join(p.stem for p in available)}")
+            raise AssignError(
+                f"unknown chapter {wanted!r}; available: {', '.join(p.stem for p in available)}"
+            )
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
 
 
-def assign(out: Path, source: Path = Path("notebooks"), chapters: Iterable[str] | None = None,
-           think_answers: str = "drop", force: bool = False) -> dict[str, list[Exercise]]:
-    """Write the student notebooks of ``chapters`` to ``out``; all of them, or nothing on any error."""
+def assign(
+    out: Path,
+    source: Path = Path("notebooks"),
+    chapters: Iterable[str] | None = None,
+    think_answers: str = "drop",
+    force: bool = False,
+    only_exercises: bool = False,
+) -> dict[str, list[Exercise]]:
+    """Write the student notebooks of ``chapters`` to ``out``; all of them, or nothing on any error.
+
+    ``only_exercises`` keeps the setup cell and the exercise section alone (:func:`exercises_only`).
+    """
     paths = find_chapters(source, chapters)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
-        raise AssignError(f"output folder {out} is not empty; choose another or pass --force to replace it")
+        raise AssignError(
+            f"output folder {out} is not empty; choose another or pass --force to replace it"
+        )
     built, report = {}, {}
     for path in paths:
         try:
             nb = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise AssignError(f"{path}: not a readable notebook ({err})") from None
-        student, exercises = make_student_notebook(nb, int(path.stem[:2]), think_answers, name=str(path))
+        student, exercises = make_student_notebook(
+            nb, int(path.stem[:2]), think_answers, name=str(path)
+        )
+        if only_exercises:
+            student = exercises_only(student, name=str(path))
         built[path.name], report[path.stem] = student, exercises
     # Everything was built in memory; now write to a temporary folder and move it into place.
     with atomic_dir(out) as tmp:
         for filename, student in built.items():
-            (tmp / filename).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            (tmp / filename).write_text(
+                json.dumps(student, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
     return report

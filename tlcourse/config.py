@@ -5,6 +5,7 @@ in at most five minutes on two cores); ``gpu`` uses bigger models, more data and
 Each chapter module keeps one small config object per profile and picks it with
 :meth:`Run.select`, so that no size is hidden in a notebook cell (see CONVENTIONS.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,8 @@ class ConfigError(ValueError):
 
 
 def profile_name(name: str | None = None) -> str:
-    """The active profile: ``name`` if given, else ``$TLCOURSE_PROFILE``, else ``gpu`` when CUDA works."""
+    """The active profile: ``name`` if given, else ``$TLCOURSE_PROFILE``, else ``gpu`` when CUDA
+    works."""
     chosen = name or os.environ.get(ENV_PROFILE, "").strip()
     if not chosen:
         return "gpu" if torch.cuda.is_available() else "cpu"
@@ -62,10 +64,13 @@ def seed_everything(seed: int) -> None:
 
 
 def select(configs: Mapping[str, T], profile: str | None = None, what: str = "config") -> T:
-    """Pick the entry of ``configs`` for ``profile`` (the active one by default), with a clear error."""
+    """Pick the entry of ``configs`` for ``profile`` (the active one by default), with a clear
+    error."""
     name = profile_name(profile)
     if name not in configs:
-        raise ConfigError(f"No {what} for profile {name!r}; this chapter defines: {', '.join(configs)}.")
+        raise ConfigError(
+            f"No {what} for profile {name!r}; this chapter defines: {', '.join(configs)}."
+        )
     return configs[name]
 
 
@@ -78,12 +83,14 @@ class Run:
     seed: int
 
     def select(self, configs: Mapping[str, T], what: str = "config") -> T:
-        """This run's entry of a chapter's per-profile configs (``CONFIGS[run.profile]``, checked)."""
+        """This run's entry of a chapter's per-profile configs (``CONFIGS[run.profile]``,
+        checked)."""
         return select(configs, self.profile, what)
 
 
 def quiet_libraries() -> None:
-    """Keep the libraries' own chatter (weight-loading reports and bars) out of the chapters' output.
+    """Keep the libraries' own chatter (weight-loading reports and bars) out of the chapters'
+    output.
 
     The chapters show their own progress bars (``tqdm.auto``) and assert what the reports say.
     """
@@ -121,10 +128,12 @@ def describe(run: Run) -> str:
 
     lines = [
         f"tlcourse {__version__} | profile {run.profile} | device {run.device} | seed {run.seed}",
-        f"python {platform.python_version()} | torch {torch.__version__} | transformers {transformers.__version__}"
-        f" | threads {torch.get_num_threads()}",
+        f"python {platform.python_version()} | torch {torch.__version__} | "
+        f"transformers {transformers.__version__} | threads {torch.get_num_threads()}",
         f"data directory: {data.describe_data_dir()}",
     ]
     if run.profile == "gpu" and run.device.type == "cpu":
-        lines.append("note: no CUDA/MPS device found; the gpu profile's sizes will run slowly on the CPU")
+        lines.append(
+            "note: no CUDA/MPS device found; the gpu profile's sizes will run slowly on the CPU"
+        )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Chapter 8: knowledge distillation — a small student learns from a large teacher's soft predictions.
+"""Chapter 8: knowledge distillation — a small student learns from a large teacher's soft
+predictions.
 
 Hinton, Vinyals & Dean (2015): train the student on
 
@@ -6,18 +7,19 @@ Hinton, Vinyals & Dean (2015): train the student on
 
 where z_T and z_S are the teacher's and the student's logits and tau a temperature that softens both
 distributions, so that the small probabilities the teacher gives to wrong classes ("dark knowledge")
-carry gradient. The tau^2 factor keeps the soft term's gradients, which scale as 1 / tau^2, comparable
-across temperatures. DistilBERT (Sanh et al. 2019) initialises a half-depth student from every other
-layer of its teacher.
+carry gradient. The tau^2 factor keeps the soft term's gradients, which scale as 1 / tau^2,
+comparable across temperatures. DistilBERT (Sanh et al. 2019) initialises a half-depth student from
+every other layer of its teacher.
 
 * :func:`distillation_loss` is the loss above (with or without the tau^2 factor);
-* :func:`logits_of` runs a teacher over encoded text once, so that its predictions become the training
-  targets of a student (also for text without labels);
+* :func:`logits_of` runs a teacher over encoded text once, so that its predictions become the
+  training targets of a student (also for text without labels);
 * :func:`layer_subset_student` and :func:`narrow_student` make the two kinds of student;
 * :func:`distil` trains a student with the fine-tuning loop of chapter 4 and the loss above;
 * :func:`trim_vocabulary` drops the embedding rows of word pieces a deployment never meets;
 * :func:`throughput` measures sentences per second on the CPU, for the deployment table.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,42 +31,62 @@ import torch.nn.functional as F
 
 from .finetune import MODEL_INPUTS, FinetuneConfig, trim_padding, finetune_classifier
 
-TEACHER = "teacher_logits"          # the column of an encoded dataset that holds the teacher's logits
+TEACHER = "teacher_logits"  # the column of an encoded dataset that holds the teacher's logits
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None = None,
-                      alpha: float = 0.5, tau: float = 2.0, scale: bool = True) -> torch.Tensor:
-    """Hinton et al. (2015) section 2: ``(1 - alpha) CE(labels, z_S) + alpha [tau^2] KL(p_T^tau || p_S^tau)``,
-    averaged over the batch. Without ``labels`` (distilling on unlabelled text) ``alpha`` must be 1.
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    alpha: float = 0.5,
+    tau: float = 2.0,
+    scale: bool = True,
+) -> torch.Tensor:
+    """Hinton et al. (2015) section 2:
+    ``(1 - alpha) CE(labels, z_S) + alpha [tau^2] KL(p_T^tau || p_S^tau)``, averaged over the batch.
+    Without ``labels`` (distilling on unlabelled text) ``alpha`` must be 1.
 
     The KL term's gradient with respect to the student's logits is ``(p_S^tau - p_T^tau) / tau`` per
     example (times ``tau^2`` when ``scale``); as ``tau`` grows it approaches ``(z_S - z_T) / C`` for
     zero-mean logits over C classes: matching logits (section 2.1).
     """
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"distillation_loss: student logits {tuple(student_logits.shape)} and teacher logits "
-                         f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes).")
+        raise ValueError(
+            f"distillation_loss: student logits {tuple(student_logits.shape)} and teacher logits "
+            f"{tuple(teacher_logits.shape)} must have the same shape (batch, classes)."
+        )
     if tau <= 0 or not 0 <= alpha <= 1:
-        raise ValueError(f"distillation_loss: need tau > 0 and 0 <= alpha <= 1, got tau={tau}, alpha={alpha}.")
-    soft = F.kl_div(F.log_softmax(student_logits / tau, -1), F.softmax(teacher_logits / tau, -1), reduction="batchmean")
+        raise ValueError(
+            f"distillation_loss: need tau > 0 and 0 <= alpha <= 1, got tau={tau}, alpha={alpha}."
+        )
+    soft = F.kl_div(
+        F.log_softmax(student_logits / tau, -1),
+        F.softmax(teacher_logits / tau, -1),
+        reduction="batchmean",
+    )
     if scale:
-        soft = soft * tau ** 2
+        soft = soft * tau**2
     if labels is None:
         if alpha != 1:
-            raise ValueError(f"distillation_loss: without labels only the soft term exists; pass alpha=1 (got {alpha}).")
+            raise ValueError(
+                "distillation_loss: without labels only the soft term exists; "
+                f"pass alpha=1 (got {alpha})."
+            )
         return soft
     return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * soft
 
 
 @torch.no_grad()
-def logits_of(model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int = 128, device="cpu") -> torch.Tensor:
+def logits_of(
+    model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int = 128, device="cpu"
+) -> torch.Tensor:
     """The model's logits for every row of encoded ``data``, in row order (computed in batches of
     similar length, so little goes to padding)."""
     model.to(device).eval()
     order = torch.argsort(data["attention_mask"].sum(1), stable=True)
     out = []
     for s in range(0, len(order), batch):
-        part = trim_padding({k: data[k][order[s:s + batch]] for k in MODEL_INPUTS if k in data})
+        part = trim_padding({k: data[k][order[s : s + batch]] for k in MODEL_INPUTS if k in data})
         out.append(model(**{k: v.to(device) for k, v in part.items()}).logits.float().cpu())
     logits = torch.empty(len(order), out[0].shape[-1])
     logits[order] = torch.cat(out)
@@ -74,8 +96,10 @@ def logits_of(model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int 
 def _encoder(model: torch.nn.Module):
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     if base is None or not hasattr(base, "encoder") or not hasattr(base.encoder, "layer"):
-        raise TypeError(f"{type(model).__name__} is not a BERT-style model (model.bert.encoder.layer); "
-                        "layer_subset_student copies BERT layers.")
+        raise TypeError(
+            f"{type(model).__name__} is not a BERT-style model (model.bert.encoder.layer); "
+            "layer_subset_student copies BERT layers."
+        )
     return base
 
 
@@ -85,7 +109,10 @@ def layer_subset_student(teacher: torch.nn.Module, keep: Sequence[int]) -> torch
     teacher's embeddings, pooler and classification head."""
     layers = _encoder(teacher).encoder.layer
     if not keep or any(not 0 <= i < len(layers) for i in keep) or len(set(keep)) != len(keep):
-        raise ValueError(f"layer_subset_student: keep must be distinct layer indices in 0..{len(layers) - 1}, got {list(keep)}.")
+        raise ValueError(
+            "layer_subset_student: keep must be distinct layer "
+            f"indices in 0..{len(layers) - 1}, got {list(keep)}."
+        )
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(keep)
     student = type(teacher)(config)
@@ -99,11 +126,15 @@ def layer_subset_student(teacher: torch.nn.Module, keep: Sequence[int]) -> torch
     return student
 
 
-def narrow_student(teacher: torch.nn.Module, hidden: int, layers: int, heads: int, seed: int = 0) -> torch.nn.Module:
+def narrow_student(
+    teacher: torch.nn.Module, hidden: int, layers: int, heads: int, seed: int = 0
+) -> torch.nn.Module:
     """A narrower, shallower model of the teacher's class and vocabulary, randomly initialised:
     ``hidden`` wide, ``layers`` deep, feed-forward 4 x hidden (as in BERT)."""
     if hidden % heads:
-        raise ValueError(f"narrow_student: hidden ({hidden}) must be a multiple of heads ({heads}).")
+        raise ValueError(
+            f"narrow_student: hidden ({hidden}) must be a multiple of heads ({heads})."
+        )
     config = copy.deepcopy(teacher.config)
     config.hidden_size, config.num_hidden_layers, config.num_attention_heads = hidden, layers, heads
     config.intermediate_size = 4 * hidden
@@ -111,42 +142,68 @@ def narrow_student(teacher: torch.nn.Module, hidden: int, layers: int, heads: in
     return type(teacher)(config)
 
 
-def distil(student: torch.nn.Module, train: dict[str, torch.Tensor], test: dict[str, torch.Tensor], cfg: FinetuneConfig,
-           alpha: float, tau: float, scale: bool = True, seed: int = 0, device="cpu") -> tuple[float, list[float]]:
-    """Train ``student`` on encoded ``train``, which holds the teacher's logits in column ``teacher_logits``
-    (and ``labels`` unless ``alpha == 1``), with :func:`distillation_loss`; ``alpha = 0`` is plain
-    fine-tuning on the labels. Returns the test accuracy and the training losses."""
+def distil(
+    student: torch.nn.Module,
+    train: dict[str, torch.Tensor],
+    test: dict[str, torch.Tensor],
+    cfg: FinetuneConfig,
+    alpha: float,
+    tau: float,
+    scale: bool = True,
+    seed: int = 0,
+    device="cpu",
+) -> tuple[float, list[float]]:
+    """Train ``student`` on encoded ``train``, which holds the teacher's logits in column
+    ``teacher_logits`` (and ``labels`` unless ``alpha == 1``), with :func:`distillation_loss`;
+    ``alpha = 0`` is plain fine-tuning on the labels. Returns the test accuracy and the training
+    losses."""
     if alpha > 0 and TEACHER not in train:
-        raise ValueError(f"distil: the training data has no {TEACHER!r} column; add logits_of(teacher, data) first.")
+        raise ValueError(
+            f"distil: the training data has no {TEACHER!r} column; "
+            "add logits_of(teacher, data) first."
+        )
     if alpha < 1 and "labels" not in train:
         raise ValueError("distil: this data has no labels; distil on unlabelled text with alpha=1.")
 
     def loss(logits, batch):
         if alpha == 0:
             return F.cross_entropy(logits, batch["labels"])
-        return distillation_loss(logits, batch[TEACHER], batch.get("labels") if alpha < 1 else None, alpha, tau, scale)
+        return distillation_loss(
+            logits, batch[TEACHER], batch.get("labels") if alpha < 1 else None, alpha, tau, scale
+        )
 
     return finetune_classifier(student, train, test, cfg, seed, device, loss_fn=loss)
 
 
 @torch.no_grad()
-def trim_vocabulary(model: torch.nn.Module, keep: torch.Tensor, unk_id: int) -> tuple[torch.nn.Module, torch.Tensor]:
-    """Keep only the word-embedding rows ``keep`` (the pieces a deployment will meet, e.g. those of the
-    training text); returns the model, changed in place, and ``id_map``: old id -> new id, every dropped
-    piece mapped to ``unk_id``'s new row. Apply :func:`remap` to inputs before calling the model.
+def trim_vocabulary(
+    model: torch.nn.Module, keep: torch.Tensor, unk_id: int
+) -> tuple[torch.nn.Module, torch.Tensor]:
+    """Keep only the word-embedding rows ``keep`` (the pieces a deployment will meet, e.g. those of
+    the training text); returns the model, changed in place, and ``id_map``: old id -> new id, every
+    dropped piece mapped to ``unk_id``'s new row. Apply :func:`remap` to inputs before calling the
+    model.
 
-    For a small model the vocabulary is most of the parameters (MiniLM: 11.7M of 22.7M), so this is the
-    step that shrinks a half-depth student below half its teacher's size.
+    For a small model the vocabulary is most of the parameters (MiniLM: 11.7M of 22.7M), so this is
+    the step that shrinks a half-depth student below half its teacher's size.
     """
     keep = torch.unique(torch.cat([keep.flatten().long(), torch.tensor([unk_id])]))
     embeddings = _encoder(model).embeddings.word_embeddings
     if int(keep.max()) >= embeddings.num_embeddings:
-        raise ValueError(f"trim_vocabulary: id {int(keep.max())} is outside the vocabulary of {embeddings.num_embeddings}.")
-    id_map = torch.full((embeddings.num_embeddings,), int((keep == unk_id).nonzero()), dtype=torch.long)
+        raise ValueError(
+            f"trim_vocabulary: id {int(keep.max())} is outside "
+            f"the vocabulary of {embeddings.num_embeddings}."
+        )
+    id_map = torch.full(
+        (embeddings.num_embeddings,), int((keep == unk_id).nonzero()), dtype=torch.long
+    )
     id_map[keep] = torch.arange(len(keep))
     pad = embeddings.padding_idx
-    smaller = torch.nn.Embedding(len(keep), embeddings.embedding_dim,
-                                 padding_idx=int(id_map[pad]) if pad is not None and bool((keep == pad).any()) else None)
+    smaller = torch.nn.Embedding(
+        len(keep),
+        embeddings.embedding_dim,
+        padding_idx=int(id_map[pad]) if pad is not None and bool((keep == pad).any()) else None,
+    )
     smaller.weight.copy_(embeddings.weight[keep])
     _encoder(model).embeddings.word_embeddings = smaller
     model.config.vocab_size = len(keep)
@@ -159,9 +216,11 @@ def remap(data: dict[str, torch.Tensor], id_map: torch.Tensor) -> dict[str, torc
 
 
 @torch.no_grad()
-def throughput(model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int = 64, repeats: int = 2) -> float:
-    """Sentences per second for classifying every row of ``data`` on the CPU (batches of similar length,
-    the fastest of ``repeats`` passes)."""
+def throughput(
+    model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int = 64, repeats: int = 2
+) -> float:
+    """Sentences per second for classifying every row of ``data`` on the CPU (batches of similar
+    length, the fastest of ``repeats`` passes)."""
     model.cpu().eval()
     best = float("inf")
     for _ in range(repeats):

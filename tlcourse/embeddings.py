@@ -10,8 +10,10 @@ words ``n_i`` drawn from ``P_n(w) ∝ count(w)^0.75``, SGNS minimises (eq. 4 of 
 Like the original C code (and gensim), training is plain SGD with a linearly decaying learning rate,
 with frequent words subsampled and a *dynamic* window (each centre word uses a window ``b`` drawn
 uniformly from 1..window). The gradient is written out (:func:`sgns_grads`) and applied with
-``scatter_add_`` to the rows a batch touches, so a step costs O(batch · k · dim), not O(vocab · dim).
+``scatter_add_`` to the rows a batch touches, so a step costs O(batch · k · dim), not
+O(vocab · dim).
 """
+
 from __future__ import annotations
 
 import time
@@ -30,9 +32,11 @@ from .train import progress_bar
 
 @dataclass
 class Corpus:
-    """Sentences as one id array: ``ids[i]`` is a word id, ``sentence[i]`` the sentence it belongs to.
+    """Sentences as one id array: ``ids[i]`` is a word id, ``sentence[i]`` the sentence it belongs
+    to.
 
-    ``itos``/``counts`` are the vocabulary (words seen at least ``min_count`` times, most frequent first).
+    ``itos``/``counts`` are the vocabulary (words seen at least ``min_count`` times, most frequent
+    first).
     """
 
     itos: list[str]
@@ -56,20 +60,30 @@ class Corpus:
             kept = [stoi[w] for w in s if w in stoi]
             ids.extend(kept)
             sent.extend([k] * len(kept))
-        return cls(itos, np.array([freq[w] for w in itos], dtype=np.int64), np.array(ids, dtype=np.int64),
-                   np.array(sent, dtype=np.int64), sum(len(s) for s in sentences))
+        return cls(
+            itos,
+            np.array([freq[w] for w in itos], dtype=np.int64),
+            np.array(ids, dtype=np.int64),
+            np.array(sent, dtype=np.int64),
+            sum(len(s) for s in sentences),
+        )
 
 
 _WIKITEXT_MARKS = {"@-@": "-", "@,@": ",", "@.@": "."}
 
 
 def corpus_sentences(data_dir=None) -> list[list[str]]:
-    """The chapter's corpus: the Gutenberg selection and the WikiText-2 valid/test text, one sentence
-    per line, lower-cased; WikiText's ``<unk>`` and tokens without a letter or digit are dropped."""
+    """The chapter's corpus: the Gutenberg selection and the WikiText-2 valid/test text, one
+    sentence per line, lower-cased; WikiText's ``<unk>`` and tokens without a letter or digit are
+    dropped."""
     from . import data
 
     wiki = data.load_text("wikitext2", data_dir=data_dir)
-    lines = [*data.load_text("gutenberg", data_dir=data_dir)["text"], *wiki["validation"]["text"], *wiki["test"]["text"]]
+    lines = [
+        *data.load_text("gutenberg", data_dir=data_dir)["text"],
+        *wiki["validation"]["text"],
+        *wiki["test"]["text"],
+    ]
     out = []
     for line in lines:
         words = [_WIKITEXT_MARKS.get(t, t).lower() for t in line.split() if t != "<unk>"]
@@ -98,32 +112,37 @@ def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
 
 
 def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
-    """``P_n(w) = count(w)^power / Σ count^power``: the unigram distribution flattened (Mikolov et al. 2013b)."""
+    """``P_n(w) = count(w)^power / Σ count^power``: the unigram distribution flattened (Mikolov
+    et al. 2013b)."""
     p = np.asarray(counts, dtype=np.float64) ** power
     return p / p.sum()
 
 
-def noise_table(counts: np.ndarray, size: int, generator: np.random.Generator, power: float = 0.75) -> torch.Tensor:
-    """A table of word ids drawn from :func:`noise_distribution`; indexing it uniformly samples noise
-    words in O(1) (the C code's unigram table)."""
+def noise_table(
+    counts: np.ndarray, size: int, generator: np.random.Generator, power: float = 0.75
+) -> torch.Tensor:
+    """A table of word ids drawn from :func:`noise_distribution`; indexing it uniformly samples
+    noise words in O(1) (the C code's unigram table)."""
     cdf = np.cumsum(noise_distribution(counts, power))
     ids = np.searchsorted(cdf, generator.random(size) * cdf[-1])
     return torch.from_numpy(np.minimum(ids, len(counts) - 1))
 
 
-def skipgram_pairs(ids: torch.Tensor, sentence: torch.Tensor, window: int,
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def skipgram_pairs(
+    ids: torch.Tensor, sentence: torch.Tensor, window: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(centre, context) pairs with a dynamic window, never across a sentence boundary.
 
     Each centre position draws ``b ~ U{1..window}`` and pairs with the words up to ``b`` positions
-    on either side, so a context word at distance ``d`` is used with probability ``(window-d+1)/window``.
+    on either side, so a context word at distance ``d`` is used with probability
+    ``(window-d+1)/window``.
     """
     b = torch.randint(1, window + 1, (len(ids),), generator=generator)
     centres, contexts = [], []
     for d in range(1, window + 1):
         same = sentence[:-d] == sentence[d:]
-        right = same & (b[:-d] >= d)   # centre i, context i + d
-        left = same & (b[d:] >= d)      # centre i + d, context i
+        right = same & (b[:-d] >= d)  # centre i, context i + d
+        left = same & (b[d:] >= d)  # centre i + d, context i
         centres += [ids[:-d][right], ids[d:][left]]
         contexts += [ids[d:][right], ids[:-d][left]]
     return torch.cat(centres), torch.cat(contexts)
@@ -145,13 +164,18 @@ def sgns_loss(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def sgns_grads(v: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`sgns_loss` and its gradients w.r.t. ``v`` and ``u``, written out: ``(loss, grad_v, grad_u)``.
+    """:func:`sgns_loss` and its gradients w.r.t. ``v`` and ``u``, written out:
+    ``(loss, grad_v, grad_u)``.
 
     With ``s = σ(u·v)`` and the label ``y = 1`` for the context, ``0`` for noise:
-    ``∂L/∂v = Σ_j (s_j - y_j) u_j`` and ``∂L/∂u_j = (s_j - y_j) v`` (tested against finite differences).
+    ``∂L/∂v = Σ_j (s_j - y_j) u_j`` and ``∂L/∂u_j = (s_j - y_j) v`` (tested against finite
+    differences).
     """
     score = (u * v[:, None, :]).sum(-1)
-    loss = -(torch.nn.functional.logsigmoid(score[:, 0]) + torch.nn.functional.logsigmoid(-score[:, 1:]).sum(-1))
+    loss = -(
+        torch.nn.functional.logsigmoid(score[:, 0])
+        + torch.nn.functional.logsigmoid(-score[:, 1:]).sum(-1)
+    )
     g = torch.sigmoid(score)
     g[:, 0] -= 1.0
     grad_v = torch.bmm(g[:, None, :], u).squeeze(1)
@@ -172,22 +196,27 @@ class SGNSConfig:
     negative: int = 5
     sample: float = 1e-3
     epochs: int = 5
-    alpha: float = 0.025        # initial learning rate, decayed linearly to min_alpha
+    alpha: float = 0.025  # initial learning rate, decayed linearly to min_alpha
     min_alpha: float = 0.0001
-    batch: int = 1024           # pairs per SGD step (measured fastest on 2 cores)
+    batch: int = 1024  # pairs per SGD step (measured fastest on 2 cores)
     seed: int = 0
 
 
 @dataclass
 class TrainStats:
     seconds: float
-    words_per_second: float     # corpus words processed per second (gensim's convention, before subsampling)
+    words_per_second: (
+        float  # corpus words processed per second (gensim's convention, before subsampling)
+    )
     pairs: int
-    loss: list[float]           # mean loss per epoch
+    loss: list[float]  # mean loss per epoch
 
 
-def train_sgns(corpus: Corpus, cfg: SGNSConfig, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, TrainStats]:
-    """Train SGNS on ``corpus``; returns input vectors ``W`` (the embeddings), output vectors ``C``, stats."""
+def train_sgns(
+    corpus: Corpus, cfg: SGNSConfig, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, TrainStats]:
+    """Train SGNS on ``corpus``; returns input vectors ``W`` (the embeddings), output vectors ``C``,
+    stats."""
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     vocab, dim = len(corpus.itos), cfg.vector_size
@@ -197,8 +226,11 @@ def train_sgns(corpus: Corpus, cfg: SGNSConfig, progress: bool = True) -> tuple[
     keep = keep_probability(corpus.counts, cfg.sample)[corpus.ids]
     table = noise_table(corpus.counts, 10_000_000, rng)
     ids, sentence = torch.from_numpy(corpus.ids), torch.from_numpy(corpus.sentence)
-    # The learning rate decays with the expected number of pairs (what subsampling leaves of the corpus).
-    expected = int(keep.sum() * sum(2 * (cfg.window - d + 1) / cfg.window for d in range(1, cfg.window + 1)))
+    # The learning rate decays with the expected number of pairs (what subsampling leaves of the
+    # corpus).
+    expected = int(
+        keep.sum() * sum(2 * (cfg.window - d + 1) / cfg.window for d in range(1, cfg.window + 1))
+    )
     total, done, losses, pairs_seen = expected * cfg.epochs, 0, [], 0
     start = time.perf_counter()
     bar = progress_bar(total=cfg.epochs, desc="SGNS epochs", progress=progress, leave=False)
@@ -209,17 +241,26 @@ def train_sgns(corpus: Corpus, cfg: SGNSConfig, progress: bool = True) -> tuple[
         centres, contexts = centres[order], contexts[order]
         epoch_loss = 0.0
         for s in range(0, len(centres), cfg.batch):
-            c, o = centres[s:s + cfg.batch], contexts[s:s + cfg.batch]
-            targets = torch.cat([o[:, None], table[torch.randint(len(table), (len(c), cfg.negative), generator=gen)]], 1)
+            c, o = centres[s : s + cfg.batch], contexts[s : s + cfg.batch]
+            targets = torch.cat(
+                [
+                    o[:, None],
+                    table[torch.randint(len(table), (len(c), cfg.negative), generator=gen)],
+                ],
+                1,
+            )
             lr = max(cfg.min_alpha, cfg.alpha * (1 - done / total))
             done += len(c)
             v = W.index_select(0, c)
             u = C.index_select(0, targets.reshape(-1)).view(len(c), cfg.negative + 1, dim)
             loss, grad_v, grad_u = sgns_grads(v, u)
             epoch_loss += loss.sum().item()
-            # scatter_add_ sums the updates of repeated rows (hogwild within a batch, as word2vec's threads).
+            # scatter_add_ sums the updates of repeated rows (hogwild within a batch, as word2vec's
+            # threads).
             W.scatter_add_(0, c[:, None].expand(-1, dim), grad_v.mul_(-lr))
-            C.scatter_add_(0, targets.reshape(-1, 1).expand(-1, dim), grad_u.reshape(-1, dim).mul_(-lr))
+            C.scatter_add_(
+                0, targets.reshape(-1, 1).expand(-1, dim), grad_u.reshape(-1, dim).mul_(-lr)
+            )
         pairs_seen += len(centres)
         losses.append(epoch_loss / max(1, len(centres)))
         bar.update()
@@ -234,16 +275,18 @@ def train_sgns(corpus: Corpus, cfg: SGNSConfig, progress: bool = True) -> tuple[
 
 
 def _stable_hash(text: str) -> int:
-    """gensim seeds each word's initial vector with ``hashfxn(word + str(seed))``; Python's own ``hash``
-    changes between processes (PYTHONHASHSEED), so runs would differ. CRC32 does not."""
+    """gensim seeds each word's initial vector with ``hashfxn(word + str(seed))``; Python's own
+    ``hash`` changes between processes (PYTHONHASHSEED), so runs would differ. CRC32 does not."""
     import zlib
 
     return zlib.crc32(text.encode("utf-8"))
 
 
-def gensim_word2vec(sentences: Sequence[Sequence[str]], cfg: SGNSConfig, min_count: int = 5,
-                    workers: int = 1) -> tuple[list[str], torch.Tensor, float]:
-    """gensim's ``Word2Vec`` (skip-gram, negative sampling) with the same hyper-parameters as ``cfg``.
+def gensim_word2vec(
+    sentences: Sequence[Sequence[str]], cfg: SGNSConfig, min_count: int = 5, workers: int = 1
+) -> tuple[list[str], torch.Tensor, float]:
+    """gensim's ``Word2Vec`` (skip-gram, negative sampling) with the same hyper-parameters as
+    ``cfg``.
 
     Returns ``(words most frequent first, vectors, seconds)``. ``workers=1`` is deterministic;
     more workers are faster but their thread scheduling changes the result.
@@ -251,12 +294,27 @@ def gensim_word2vec(sentences: Sequence[Sequence[str]], cfg: SGNSConfig, min_cou
     try:
         from gensim.models import Word2Vec
     except ImportError as err:  # the peers extra
-        raise ImportError("gensim is needed for the library comparison: pip install 'tlcourse[peers]'") from err
+        raise ImportError(
+            "gensim is needed for the library comparison: pip install 'tlcourse[peers]'"
+        ) from err
     start = time.perf_counter()
-    model = Word2Vec(sentences=sentences, vector_size=cfg.vector_size, window=cfg.window, negative=cfg.negative,
-                     sample=cfg.sample, epochs=cfg.epochs, alpha=cfg.alpha, min_alpha=cfg.min_alpha,
-                     min_count=min_count, sg=1, hs=0, ns_exponent=0.75, workers=workers, seed=cfg.seed,
-                     hashfxn=_stable_hash)
+    model = Word2Vec(
+        sentences=sentences,
+        vector_size=cfg.vector_size,
+        window=cfg.window,
+        negative=cfg.negative,
+        sample=cfg.sample,
+        epochs=cfg.epochs,
+        alpha=cfg.alpha,
+        min_alpha=cfg.min_alpha,
+        min_count=min_count,
+        sg=1,
+        hs=0,
+        ns_exponent=0.75,
+        workers=workers,
+        seed=cfg.seed,
+        hashfxn=_stable_hash,
+    )
     seconds = time.perf_counter() - start
     return list(model.wv.index_to_key), torch.from_numpy(model.wv.vectors.copy()), seconds
 
@@ -267,11 +325,18 @@ def gensim_word2vec(sentences: Sequence[Sequence[str]], cfg: SGNSConfig, min_cou
 
 def corpus_key(corpus: Corpus, min_count: int) -> dict:
     """What identifies the chapter's corpus in an artefact-cache key."""
-    return {"corpus": "gutenberg+wikitext2-valid-test", "tokens": corpus.n_raw_tokens, "min_count": min_count}
+    return {
+        "corpus": "gutenberg+wikitext2-valid-test",
+        "tokens": corpus.n_raw_tokens,
+        "min_count": min_count,
+    }
 
 
-def pretrained_sgns(corpus: Corpus, cfg: SGNSConfig, min_count: int, progress: bool = True) -> tuple[torch.Tensor, dict]:
-    """Chapter 2's SGNS vectors for ``corpus``: from the artefact cache, or trained now (and cached).
+def pretrained_sgns(
+    corpus: Corpus, cfg: SGNSConfig, min_count: int, progress: bool = True
+) -> tuple[torch.Tensor, dict]:
+    """Chapter 2's SGNS vectors for ``corpus``: from the artefact cache, or trained now (and
+    cached).
 
     Returns ``(vectors, training stats)``; the rows follow ``corpus.itos``.
     """
@@ -283,5 +348,7 @@ def pretrained_sgns(corpus: Corpus, cfg: SGNSConfig, min_count: int, progress: b
         W, _, stats = train_sgns(corpus, cfg, progress=progress)
         return {"vectors": W}, asdict(stats)
 
-    state, stats = hub.cached_tensors("ch02-sgns", {**corpus_key(corpus, min_count), **asdict(cfg)}, compute, verbose=progress)
+    state, stats = hub.cached_tensors(
+        "ch02-sgns", {**corpus_key(corpus, min_count), **asdict(cfg)}, compute, verbose=progress
+    )
     return state["vectors"], stats

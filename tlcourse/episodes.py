@@ -5,11 +5,12 @@ and a few more of each to classify (the query set), relabelled 0..N-1 in a rando
 learner cannot memorise class identities across tasks (Vinyals et al. 2016; Finn et al. 2017).
 
 * :func:`omniglot_images` loads an Omniglot part as a float tensor of 28x28 images, ink = 1;
-* :func:`with_rotations` adds the rotations by 90, 180 and 270 degrees as new classes (Santoro et al.
-  2016), the augmentation every Omniglot meta-learning paper uses for its training classes;
+* :func:`with_rotations` adds the rotations by 90, 180 and 270 degrees as new classes (Santoro
+  et al. 2016), the augmentation every Omniglot meta-learning paper uses for its training classes;
 * :class:`Episodes` samples episodes from a pool of classes; :func:`one_shot_runs` returns the 20
   official 20-way one-shot runs of Lake et al. (2015).
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,7 +26,8 @@ IMAGE_SIZE = 28
 
 
 def _shrink(images: np.ndarray, size: int) -> torch.Tensor:
-    """105x105 bool ink masks -> ``(n, 1, size, size)`` floats in [0, 1] (area averaging keeps thin strokes)."""
+    """105x105 bool ink masks -> ``(n, 1, size, size)`` floats in [0, 1] (area averaging keeps thin
+    strokes)."""
     x = torch.from_numpy(np.asarray(images, dtype=np.float32))[:, None]
     return F.adaptive_avg_pool2d(x, size) if size != x.shape[-1] else x
 
@@ -48,44 +50,61 @@ def with_rotations(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
 class Episodes:
     """N-way K-shot episodes from a pool of labelled images.
 
-    ``sample(generator)`` draws ``n_way`` distinct classes and, for each, ``k_shot + n_query`` distinct
-    images, split into support and query; labels are the classes' positions in the draw (0..N-1).
-    ``batch(tasks, generator)`` stacks several episodes, ``(xs, ys, xq, yq)`` each with a leading
-    task dimension, the form :func:`tlcourse.meta.meta_gradient` takes.
+    ``sample(generator)`` draws ``n_way`` distinct classes and, for each, ``k_shot + n_query``
+    distinct images, split into support and query; labels are the classes' positions in the draw
+    (0..N-1). ``batch(tasks, generator)`` stacks several episodes, ``(xs, ys, xq, yq)`` each with a
+    leading task dimension, the form :func:`tlcourse.meta.meta_gradient` takes.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, n_way: int, k_shot: int, n_query: int) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, n_way: int, k_shot: int, n_query: int
+    ) -> None:
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"Episodes: {images.shape[0]} images but {labels.shape[0]} labels.")
         self.images, self.n_way, self.k_shot, self.n_query = images, n_way, k_shot, n_query
-        labels = labels.cpu()           # the bookkeeping stays on the CPU; only the images live on the device
+        labels = (
+            labels.cpu()
+        )  # the bookkeeping stays on the CPU; only the images live on the device
         classes, counts = torch.unique(labels, return_counts=True)
         self.by_class = [torch.nonzero(labels == c).flatten() for c in classes]
         if n_way < 2 or k_shot < 1 or n_query < 1:
-            raise ValueError(f"Episodes: need n_way >= 2, k_shot >= 1, n_query >= 1; got {n_way}, {k_shot}, {n_query}.")
+            raise ValueError(
+                "Episodes: need n_way >= 2, k_shot >= 1, n_query >= 1; "
+                f"got {n_way}, {k_shot}, {n_query}."
+            )
         if n_way > len(classes):
-            raise ValueError(f"Episodes: {n_way}-way episodes need {n_way} classes, the pool has {len(classes)}.")
+            raise ValueError(
+                f"Episodes: {n_way}-way episodes need {n_way} classes, the pool has {len(classes)}."
+            )
         if k_shot + n_query > int(counts.min()):
-            raise ValueError(f"Episodes: {k_shot} + {n_query} images per class requested, but some classes have only "
-                             f"{int(counts.min())}; lower k_shot or n_query.")
+            raise ValueError(
+                f"Episodes: {k_shot} + {n_query} images per class requested, "
+                f"but some classes have only {int(counts.min())}; lower k_shot or n_query."
+            )
 
     def __repr__(self) -> str:
-        return (f"Episodes({self.n_way}-way {self.k_shot}-shot, {self.n_query} queries per class, "
-                f"{len(self.by_class)} classes, {len(self.images)} images)")
+        return (
+            f"Episodes({self.n_way}-way {self.k_shot}-shot, {self.n_query} queries per class, "
+            f"{len(self.by_class)} classes, {len(self.images)} images)"
+        )
 
     def sample_indices(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image indices of one episode: support ``(n_way * k_shot,)`` and query ``(n_way * n_query,)``,
-        class by class (class 0's images first)."""
+        """Image indices of one episode: support ``(n_way * k_shot,)`` and query
+        ``(n_way * n_query,)``, class by class (class 0's images first)."""
         chosen = torch.randperm(len(self.by_class), generator=generator)[: self.n_way]
         support, query = [], []
         for c in chosen.tolist():
             pool = self.by_class[c]
-            picked = pool[torch.randperm(len(pool), generator=generator)[: self.k_shot + self.n_query]]
+            picked = pool[
+                torch.randperm(len(pool), generator=generator)[: self.k_shot + self.n_query]
+            ]
             support.append(picked[: self.k_shot])
-            query.append(picked[self.k_shot:])
+            query.append(picked[self.k_shot :])
         return torch.cat(support), torch.cat(query)
 
-    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One episode ``(xs, ys, xq, yq)``."""
         support, query = self.sample_indices(generator)
         ys = torch.arange(self.n_way, device=self.images.device).repeat_interleave(self.k_shot)
@@ -94,18 +113,24 @@ class Episodes:
 
     def batch(self, tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         """``tasks`` episodes stacked along a new first dimension."""
-        return tuple(torch.stack(parts) for parts in zip(*(self.sample(generator) for _ in range(tasks))))
+        return tuple(
+            torch.stack(parts) for parts in zip(*(self.sample(generator) for _ in range(tasks)))
+        )
 
     def stream(self, tasks: int | None, seed: int):
-        """An endless, seeded iterator of meta-batches of ``tasks`` episodes (single episodes for ``None``)."""
+        """An endless, seeded iterator of meta-batches of ``tasks`` episodes (single episodes for
+        ``None``)."""
         g = torch.Generator().manual_seed(seed)
         while True:
             yield self.sample(g) if tasks is None else self.batch(tasks, g)
 
 
-def one_shot_runs(size: int = IMAGE_SIZE, device: torch.device | str = "cpu") -> list[tuple[torch.Tensor, ...]]:
-    """The 20 official 20-way one-shot runs of Lake et al. (2015), each ``(xs, ys, xq, yq)``: one exemplar
-    of each of 20 new classes (from alphabets not in the background sets) and 20 queries to classify."""
+def one_shot_runs(
+    size: int = IMAGE_SIZE, device: torch.device | str = "cpu"
+) -> list[tuple[torch.Tensor, ...]]:
+    """The 20 official 20-way one-shot runs of Lake et al. (2015), each ``(xs, ys, xq, yq)``: one
+    exemplar of each of 20 new classes (from alphabets not in the background sets) and 20 queries to
+    classify."""
     ds = load_omniglot("one_shot_runs").with_format("numpy")
     images, run, split = _shrink(ds["image"], size), np.asarray(ds["run"]), np.asarray(ds["split"])
     label = torch.as_tensor(ds["label"], dtype=torch.long)
@@ -118,8 +143,8 @@ def one_shot_runs(size: int = IMAGE_SIZE, device: torch.device | str = "cpu") ->
 
 
 def accuracy_interval(correct: list[float]) -> tuple[float, float]:
-    """Mean accuracy over episodes and the half-width of its 95% confidence interval (1.96 standard errors),
-    the way few-shot papers report them."""
+    """Mean accuracy over episodes and the half-width of its 95% confidence interval (1.96 standard
+    errors), the way few-shot papers report them."""
     values = np.asarray(correct, float)
     if values.size == 0:
         raise ValueError("accuracy_interval: no episodes.")

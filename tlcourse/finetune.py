@@ -5,6 +5,7 @@ Devlin et al. (2019), section 3.2 and figure 4: single sentences are encoded as
 on the final ``[CLS]`` state (through BERT's pooler) predicts the label, and the whole network is
 trained with a small learning rate and linear warm-up/decay.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,19 +14,22 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .train import adamw
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Fine-tuning budget and optimiser settings: ``steps(n)`` = epochs x n / batch, clipped to [min, max]."""
+    """Fine-tuning budget and optimiser settings: ``steps(n)`` = epochs x n / batch, clipped to
+    [min, max]."""
 
     epochs: float = 3.0
     min_steps: int = 50
     max_steps: int = 300
     batch: int = 32
     lr: float = 1e-4
-    warmup: float = 0.1          # share of the steps
+    warmup: float = 0.1  # share of the steps
     max_len: int = 64
-    group: int = 8               # length grouping (see length_grouped_batches); 1 = plain random batches
+    group: int = 8  # length grouping (see length_grouped_batches); 1 = plain random batches
 
     def steps(self, n_examples: int) -> int:
         return int(min(self.max_steps, max(self.min_steps, self.epochs * n_examples / self.batch)))
@@ -34,13 +38,16 @@ class FinetuneConfig:
 def encode(tokenizer, dataset, columns: Sequence[str], max_len: int) -> dict[str, torch.Tensor]:
     """Tokenise one text column (single sentences) or two (pairs) of a ``datasets.Dataset``."""
     texts = [list(dataset[c]) for c in columns]
-    enc = tokenizer(*texts, truncation=True, max_length=max_len, padding="max_length", return_tensors="pt")
+    enc = tokenizer(
+        *texts, truncation=True, max_length=max_len, padding="max_length", return_tensors="pt"
+    )
     enc["labels"] = torch.tensor(list(dataset["label"]))
     return dict(enc)
 
 
-def length_grouped_batches(lengths: torch.Tensor, batch: int, steps: int, generator: torch.Generator,
-                           group: int = 8) -> list[torch.Tensor]:
+def length_grouped_batches(
+    lengths: torch.Tensor, batch: int, steps: int, generator: torch.Generator, group: int = 8
+) -> list[torch.Tensor]:
     """``steps`` random minibatches of row indices, each of rows of similar length.
 
     Rows are drawn at random ``group * batch`` at a time, sorted by length and cut into ``group``
@@ -62,7 +69,8 @@ LossFn = Callable[[torch.Tensor, dict], torch.Tensor]
 
 
 def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the token positions that are padding in every row of the batch (most sentences are short)."""
+    """Drop the token positions that are padding in every row of the batch (most sentences are
+    short)."""
     length = int(batch["attention_mask"].sum(1).max())
     return {k: (v[:, :length] if k in MODEL_INPUTS else v) for k, v in batch.items()}
 
@@ -76,17 +84,27 @@ def evaluate(model, data: dict[str, torch.Tensor], batch: int = 128) -> float:
     """Accuracy of a sequence classifier on encoded ``data``."""
     model.eval()
     correct = 0
-    order = torch.argsort(data["attention_mask"].sum(1), stable=True)  # similar lengths together: less padding
+    order = torch.argsort(
+        data["attention_mask"].sum(1), stable=True
+    )  # similar lengths together: less padding
     for s in range(0, len(order), batch):
-        part = trim_padding({k: v[order[s:s + batch]] for k, v in data.items()})
+        part = trim_padding({k: v[order[s : s + batch]] for k, v in data.items()})
         logits = model(**{k: v for k, v in part.items() if k in MODEL_INPUTS}).logits
         correct += (logits.argmax(-1) == part["labels"]).sum().item()
     return correct / len(data["labels"])
 
 
-def finetune_classifier(model, train: dict[str, torch.Tensor], test: dict[str, torch.Tensor], cfg: FinetuneConfig,
-                        seed: int = 0, device="cpu", loss_fn: LossFn = _label_loss) -> tuple[float, list[float]]:
-    """Fine-tune every parameter of ``model`` (a ``...ForSequenceClassification``) on encoded ``train``.
+def finetune_classifier(
+    model,
+    train: dict[str, torch.Tensor],
+    test: dict[str, torch.Tensor],
+    cfg: FinetuneConfig,
+    seed: int = 0,
+    device="cpu",
+    loss_fn: LossFn = _label_loss,
+) -> tuple[float, list[float]]:
+    """Fine-tune every parameter of ``model`` (a ``...ForSequenceClassification``) on encoded
+    ``train``.
 
     AdamW with linear warm-up and decay; minibatches of similar-length rows
     (:func:`length_grouped_batches`) drawn with a generator seeded by ``seed``. ``loss_fn(logits,
@@ -96,16 +114,22 @@ def finetune_classifier(model, train: dict[str, torch.Tensor], test: dict[str, t
     model.to(device).train()
     steps = cfg.steps(len(train["input_ids"]))
     warm = max(1, int(cfg.warmup * steps))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm + 1))))
+    opt = adamw(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm + 1)))
+    )
     gen = torch.Generator().manual_seed(seed)
     losses = []
-    for idx in length_grouped_batches(train["attention_mask"].sum(1), cfg.batch, steps, gen, cfg.group):
-        batch = {k: v.to(device) for k, v in trim_padding({k: v[idx] for k, v in train.items()}).items()}
+    for idx in length_grouped_batches(
+        train["attention_mask"].sum(1), cfg.batch, steps, gen, cfg.group
+    ):
+        batch = {
+            k: v.to(device) for k, v in trim_padding({k: v[idx] for k, v in train.items()}).items()
+        }
         loss = loss_fn(model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).logits, batch)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
         schedule.step()
         losses.append(loss.item())

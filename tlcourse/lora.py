@@ -6,6 +6,7 @@ zero, so training starts exactly at the pretrained function (eq. 3 and section 4
 Only ``(d_in + d_out) r`` numbers train instead of ``d_in d_out``; after training ``B A`` can be
 merged into ``W``, so inference costs nothing extra.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,7 +19,9 @@ from torch import nn
 class LoRALinear(nn.Module):
     """``base(x) + (alpha / r) * B A dropout(x)``, with ``base`` frozen."""
 
-    def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> None:
+    def __init__(
+        self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}.")
@@ -26,8 +29,12 @@ class LoRALinear(nn.Module):
             raise ValueError(f"LoRALinear: the rank r must be at least 1, got {r}.")
         self.base = base.requires_grad_(False)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        self.lora_A = nn.Parameter(torch.randn(r, base.in_features, device=base.weight.device) / r)  # Gaussian
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device))   # zero: W' = W at start
+        self.lora_A = nn.Parameter(
+            torch.randn(r, base.in_features, device=base.weight.device) / r
+        )  # Gaussian
+        self.lora_B = nn.Parameter(
+            torch.zeros(base.out_features, r, device=base.weight.device)
+        )  # zero: W' = W at start
         self.dropout = nn.Dropout(dropout)
         self.merged = False
 
@@ -44,7 +51,8 @@ class LoRALinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Add the update into the frozen weight (inference then costs what the base layer costs)."""
+        """Add the update into the frozen weight (inference then costs what the base layer
+        costs)."""
         if not self.merged:
             self.base.weight += self.delta_weight()
             self.merged = True
@@ -61,7 +69,8 @@ class LoRALinear(nn.Module):
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
-    """A module name matches a pattern when the pattern is its last component or a regex that fully matches it."""
+    """A module name matches a pattern when the pattern is its last component or a regex that fully
+    matches it."""
     return any(name.split(".")[-1] == p or re.fullmatch(p, name) for p in patterns)
 
 
@@ -71,15 +80,28 @@ def freeze_except(model: nn.Module, trainable: Sequence[str]) -> None:
         p.requires_grad_(any(t in name for t in trainable))
 
 
-def inject_lora(model: nn.Module, targets: Sequence[str] = ("query", "value"), r: int = 8, alpha: float = 16.0,
-                dropout: float = 0.0, train: Sequence[str] = ("classifier",)) -> list[str]:
-    """Replace every ``nn.Linear`` whose name matches ``targets`` by a :class:`LoRALinear`, then freeze all
-    parameters except the LoRA factors and those whose names contain one of ``train`` (the new head).
-    Returns the names of the wrapped modules."""
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, targets)]
+def inject_lora(
+    model: nn.Module,
+    targets: Sequence[str] = ("query", "value"),
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+    train: Sequence[str] = ("classifier",),
+) -> list[str]:
+    """Replace every ``nn.Linear`` whose name matches ``targets`` by a :class:`LoRALinear`, then
+    freeze all parameters except the LoRA factors and those whose names contain one of ``train``
+    (the new head). Returns the names of the wrapped modules."""
+    names = [
+        n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, targets)
+    ]
     if not names:
-        linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise ValueError(f"inject_lora: no nn.Linear matches {list(targets)}; this model's linear layers are named {linear}.")
+        linear = sorted(
+            {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+        )
+        raise ValueError(
+            f"inject_lora: no nn.Linear matches {list(targets)}; "
+            f"this model's linear layers are named {linear}."
+        )
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -104,15 +126,19 @@ def unmerge_all(model: nn.Module) -> None:
 
 def lora_state(model: nn.Module, extra: Iterable[str] = ("classifier",)) -> dict[str, torch.Tensor]:
     """What a task needs to store: the LoRA factors and the named extra parameters (the head)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters()
-            if "lora_" in n or any(e in n for e in extra)}
+    return {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if "lora_" in n or any(e in n for e in extra)
+    }
 
 
 def copy_to_peft(model: nn.Module, peft_model: nn.Module, adapter: str = "default") -> int:
-    """Copy our LoRA factors into a ``peft`` LoRA model with the same targets; returns how many were copied.
+    """Copy our LoRA factors into a ``peft`` LoRA model with the same targets; returns how many were
+    copied.
 
-    peft names them ``...query.lora_A.<adapter>.weight`` (``r x d_in``) and ``...lora_B.<adapter>.weight``,
-    the same shapes as ours.
+    peft names them ``...query.lora_A.<adapter>.weight`` (``r x d_in``) and
+    ``...lora_B.<adapter>.weight``, the same shapes as ours.
     """
     theirs = dict(peft_model.named_parameters())
     copied = 0

@@ -5,17 +5,21 @@ distribution of tasks p(T), instead of for one task (Finn, Abbeel & Levine 2017,
 Achiam & Schulman 2018; Snell, Swersky & Zemel 2017, NeurIPS).
 
 * :class:`Sinusoids` samples the regression tasks of the MAML paper (section 5.1);
-* :func:`adapt` is the inner loop, A_phi(D) = phi - alpha grad_phi L(phi; D), repeated ``steps`` times;
-* :func:`meta_gradient` is the MAML meta-gradient (eq. 1 of the paper, second order, or first order),
-  one task per ``vmap`` lane; :func:`meta_gradient_loop` computes the same with a Python loop over tasks;
+* :func:`adapt` is the inner loop, A_phi(D) = phi - alpha grad_phi L(phi; D), repeated ``steps``
+  times;
+* :func:`meta_gradient` is the MAML meta-gradient (eq. 1 of the paper, second order, or first
+  order), one task per ``vmap`` lane; :func:`meta_gradient_loop` computes the same with a Python
+  loop over tasks;
 * :func:`reptile_direction` is Reptile's update direction, mean(phi~) - phi;
 * :func:`prototypes` and :func:`proto_logits` are Prototypical Networks (eqs. 1-2 of Snell et al.);
 * :func:`conv4` is the 4-block convolutional embedding all three papers use for Omniglot.
 
-Parameters are handled functionally, as a dict ``name -> tensor`` (``dict(model.named_parameters())``),
-and evaluated with :func:`torch.func.functional_call`, so that the adapted weights of every task can
-be computed in one batched (``vmap``) call without copying the model.
+Parameters are handled functionally, as a dict ``name -> tensor``
+(``dict(model.named_parameters())``), and evaluated with :func:`torch.func.functional_call`, so that
+the adapted weights of every task can be computed in one batched (``vmap``) call without copying the
+model.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +40,8 @@ METHODS = ("maml", "fomaml", "reptile")
 @dataclass(frozen=True)
 class Sinusoids:
     """The sinusoid task family of Finn et al. (2017, section 5.1): y = A sin(x - b), A ~ U[0.1, 5],
-    b ~ U[0, pi], x ~ U[-5, 5]. A task is (A, b); an episode has K support and ``query`` query points."""
+    b ~ U[0, pi], x ~ U[-5, 5]. A task is (A, b); an episode has K support and ``query`` query
+    points."""
 
     amplitude: tuple[float, float] = (0.1, 5.0)
     phase: tuple[float, float] = (0.0, math.pi)
@@ -49,30 +54,43 @@ class Sinusoids:
         lo, hi = self.phase
         return amp, lo + (hi - lo) * torch.rand(n, generator=generator)
 
-    def points(self, amp: torch.Tensor, phase: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def points(
+        self, amp: torch.Tensor, phase: torch.Tensor, k: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` random points of each task: x and y of shape ``(tasks, k, 1)``."""
         lo, hi = self.x_range
         x = lo + (hi - lo) * torch.rand(len(amp), k, 1, generator=generator)
         return x, amp[:, None, None] * torch.sin(x - phase[:, None, None])
 
     def mean_function(self, x: torch.Tensor) -> torch.Tensor:
-        """E[y | x] over the family: E[A] E_b[sin(x - b)] = E[A] (cos(x - b_max) - cos(x - b_min)) / (b_max - b_min),
-        the best prediction anyone can make without seeing a task's points (for the defaults, -1.62 cos x)."""
+        """E[y | x] over the family: E[A] E_b[sin(x - b)] = E[A] (cos(x - b_max) - cos(x - b_min)) /
+        (b_max - b_min), the best prediction anyone can make without seeing a task's points (for the
+        defaults, -1.62 cos x)."""
         (a0, a1), (b0, b1) = self.amplitude, self.phase
         return (a0 + a1) / 2 * (torch.cos(x - b1) - torch.cos(x - b0)) / (b1 - b0)
 
-    def episodes(self, n: int, k: int, query: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """``(xs, ys, xq, yq)`` for ``n`` new tasks: ``k`` support and ``query`` query points each."""
+    def episodes(
+        self, n: int, k: int, query: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        """``(xs, ys, xq, yq)`` for ``n`` new tasks: ``k`` support and ``query`` query points
+        each."""
         if k < 1 or query < 1:
-            raise ValueError(f"Sinusoids.episodes: need k >= 1 and query >= 1, got k={k}, query={query}.")
+            raise ValueError(
+                f"Sinusoids.episodes: need k >= 1 and query >= 1, got k={k}, query={query}."
+            )
         amp, phase = self.tasks(n, generator)
         return self.points(amp, phase, k, generator) + self.points(amp, phase, query, generator)
 
 
 def regressor(hidden: int = 40) -> torch.nn.Module:
     """The MAML paper's sinusoid network: 1 -> 40 -> 40 -> 1 with ReLU."""
-    return torch.nn.Sequential(torch.nn.Linear(1, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
-                               torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+    return torch.nn.Sequential(
+        torch.nn.Linear(1, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, 1),
+    )
 
 
 def params_of(model: torch.nn.Module) -> Params:
@@ -80,14 +98,29 @@ def params_of(model: torch.nn.Module) -> Params:
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def task_loss(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, loss: Loss = F.mse_loss) -> torch.Tensor:
+def task_loss(
+    model: torch.nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Loss = F.mse_loss,
+) -> torch.Tensor:
     """L(phi; D): the loss of the model with weights ``params`` on the points ``(x, y)``."""
     return loss(functional_call(model, params, (x,)), y)
 
 
-def adapt(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int = 1,
-          loss: Loss = F.mse_loss, first_order: bool = False) -> Params:
-    """The inner loop (Finn et al. eq. 1): ``steps`` gradient steps phi <- phi - lr grad L(phi; (x, y)).
+def adapt(
+    model: torch.nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float,
+    steps: int = 1,
+    loss: Loss = F.mse_loss,
+    first_order: bool = False,
+) -> Params:
+    """The inner loop (Finn et al. eq. 1): ``steps`` gradient steps phi <- phi - lr grad
+    L(phi; (x, y)).
 
     The result stays differentiable with respect to ``params`` (the meta-gradient goes through the
     inner gradients, which brings in second derivatives) unless ``first_order`` detaches them.
@@ -102,12 +135,21 @@ def adapt(model: torch.nn.Module, params: Params, x: torch.Tensor, y: torch.Tens
 
 def _check_batch(xs, ys, xq, yq) -> None:
     if not (len(xs) == len(ys) == len(xq) == len(yq)):
-        raise ValueError(f"meta-batch: support and query must hold the same number of tasks, got "
-                         f"{[len(t) for t in (xs, ys, xq, yq)]} (shapes are (tasks, points, ...)).")
+        raise ValueError(
+            f"meta-batch: support and query must hold the same number of tasks, got "
+            f"{[len(t) for t in (xs, ys, xq, yq)]} (shapes are (tasks, points, ...))."
+        )
 
 
-def meta_gradient(model: torch.nn.Module, params: Params, batch: tuple[torch.Tensor, ...], lr: float, steps: int = 1,
-                  method: str = "maml", loss: Loss = F.mse_loss) -> tuple[Params, torch.Tensor]:
+def meta_gradient(
+    model: torch.nn.Module,
+    params: Params,
+    batch: tuple[torch.Tensor, ...],
+    lr: float,
+    steps: int = 1,
+    method: str = "maml",
+    loss: Loss = F.mse_loss,
+) -> tuple[Params, torch.Tensor]:
     """The MAML meta-gradient of the mean query loss after adaptation, over a meta-batch of tasks.
 
     ``batch = (xs, ys, xq, yq)``, each of shape ``(tasks, points, ...)``. ``method="maml"``
@@ -117,7 +159,10 @@ def meta_gradient(model: torch.nn.Module, params: Params, batch: tuple[torch.Ten
     query loss after adaptation)``.
     """
     if method not in ("maml", "fomaml"):
-        raise ValueError(f"meta_gradient: unknown method {method!r}; use 'maml' or 'fomaml' (Reptile: reptile_direction).")
+        raise ValueError(
+            f"meta_gradient: unknown method {method!r}; "
+            "use 'maml' or 'fomaml' (Reptile: reptile_direction)."
+        )
     _check_batch(*batch)
     first_order = method == "fomaml"
 
@@ -125,15 +170,26 @@ def meta_gradient(model: torch.nn.Module, params: Params, batch: tuple[torch.Ten
         return task_loss(model, adapt(model, p, xs, ys, lr, steps, loss, first_order), xq, yq, loss)
 
     def mean_query_loss(p, xs, ys, xq, yq):
-        per_task = vmap(query_loss, in_dims=(None, 0, 0, 0, 0), randomness="same")(p, xs, ys, xq, yq)
+        per_task = vmap(query_loss, in_dims=(None, 0, 0, 0, 0), randomness="same")(
+            p, xs, ys, xq, yq
+        )
         return per_task.mean(), per_task.mean()
 
-    grads, value = grad(mean_query_loss, has_aux=True)({k: v.detach() for k, v in params.items()}, *batch)
+    grads, value = grad(mean_query_loss, has_aux=True)(
+        {k: v.detach() for k, v in params.items()}, *batch
+    )
     return grads, value.detach()
 
 
-def meta_gradient_loop(model: torch.nn.Module, params: Params, batch: tuple[torch.Tensor, ...], lr: float, steps: int = 1,
-                       method: str = "maml", loss: Loss = F.mse_loss) -> tuple[Params, torch.Tensor]:
+def meta_gradient_loop(
+    model: torch.nn.Module,
+    params: Params,
+    batch: tuple[torch.Tensor, ...],
+    lr: float,
+    steps: int = 1,
+    method: str = "maml",
+    loss: Loss = F.mse_loss,
+) -> tuple[Params, torch.Tensor]:
     """The same meta-gradient as :func:`meta_gradient`, one task at a time with ``torch.autograd``:
     the textbook implementation (``create_graph=True`` keeps the inner step differentiable)."""
     if method not in ("maml", "fomaml"):
@@ -144,8 +200,11 @@ def meta_gradient_loop(model: torch.nn.Module, params: Params, batch: tuple[torc
     for xs, ys, xq, yq in zip(*batch):
         fast = leaves
         for _ in range(steps):
-            g = torch.autograd.grad(loss(functional_call(model, fast, (xs,)), ys), list(fast.values()),
-                                    create_graph=method == "maml")
+            g = torch.autograd.grad(
+                loss(functional_call(model, fast, (xs,)), ys),
+                list(fast.values()),
+                create_graph=method == "maml",
+            )
             fast = {k: p - lr * gk for (k, p), gk in zip(fast.items(), g)}
         total = total + loss(functional_call(model, fast, (xq,)), yq)
     mean = total / len(batch[0])
@@ -153,21 +212,41 @@ def meta_gradient_loop(model: torch.nn.Module, params: Params, batch: tuple[torc
     return dict(zip(leaves, grads)), mean.detach()
 
 
-def reptile_direction(model: torch.nn.Module, params: Params, xs: torch.Tensor, ys: torch.Tensor, lr: float, steps: int,
-                      loss: Loss = F.mse_loss) -> tuple[Params, torch.Tensor]:
-    """Reptile (Nichol et al. 2018, algorithm 2): adapt to every task with ``steps`` SGD steps on its
-    points, and return mean(phi~) - phi, the direction the initialisation moves in (and the mean loss
-    before adaptation). No query set, no second derivatives."""
+def reptile_direction(
+    model: torch.nn.Module,
+    params: Params,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    lr: float,
+    steps: int,
+    loss: Loss = F.mse_loss,
+) -> tuple[Params, torch.Tensor]:
+    """Reptile (Nichol et al. 2018, algorithm 2): adapt to every task with ``steps`` SGD steps on
+    its points, and return mean(phi~) - phi, the direction the initialisation moves in (and the mean
+    loss before adaptation). No query set, no second derivatives."""
     params = {k: v.detach() for k, v in params.items()}
-    adapted = vmap(lambda x, y: adapt(model, params, x, y, lr, steps, loss), randomness="same")(xs, ys)
+    adapted = vmap(lambda x, y: adapt(model, params, x, y, lr, steps, loss), randomness="same")(
+        xs, ys
+    )
     before = vmap(lambda x, y: task_loss(model, params, x, y, loss))(xs, ys).mean()
     return {k: adapted[k].mean(0) - params[k] for k in params}, before
 
 
-def meta_train(model: torch.nn.Module, episodes: Iterator[tuple[torch.Tensor, ...]], *, method: str, iterations: int,
-               inner_lr: float, inner_steps: int = 1, meta_lr: float = 1e-3, loss: Loss = F.mse_loss,
-               progress: bool = True, desc: str | None = None) -> History:
-    """Meta-train ``model`` in place: ``iterations`` meta-batches from ``episodes`` (``(xs, ys, xq, yq)``).
+def meta_train(
+    model: torch.nn.Module,
+    episodes: Iterator[tuple[torch.Tensor, ...]],
+    *,
+    method: str,
+    iterations: int,
+    inner_lr: float,
+    inner_steps: int = 1,
+    meta_lr: float = 1e-3,
+    loss: Loss = F.mse_loss,
+    progress: bool = True,
+    desc: str | None = None,
+) -> History:
+    """Meta-train ``model`` in place: ``iterations`` meta-batches from ``episodes``
+    (``(xs, ys, xq, yq)``).
 
     MAML and first-order MAML step Adam (learning rate ``meta_lr``) along the meta-gradient, as
     Finn et al. do. Reptile uses the direction mean(phi~) - phi as a negative gradient for the same
@@ -175,15 +254,21 @@ def meta_train(model: torch.nn.Module, episodes: Iterator[tuple[torch.Tensor, ..
     adaptation (MAML) or the mean support loss before it (Reptile).
     """
     if method not in METHODS:
-        raise ValueError(f"meta_train: unknown method {method!r}; the methods are {', '.join(METHODS)}.")
+        raise ValueError(
+            f"meta_train: unknown method {method!r}; the methods are {', '.join(METHODS)}."
+        )
     params = params_of(model)
     opt = torch.optim.Adam(params.values(), lr=meta_lr)
     history = History()
-    bar = progress_bar(range(1, iterations + 1), progress=progress, desc=desc or method, leave=False)
+    bar = progress_bar(
+        range(1, iterations + 1), progress=progress, desc=desc or method, leave=False
+    )
     for step in bar:
         batch = next(episodes)
         if method == "reptile":
-            direction, value = reptile_direction(model, params, batch[0], batch[1], inner_lr, inner_steps, loss)
+            direction, value = reptile_direction(
+                model, params, batch[0], batch[1], inner_lr, inner_steps, loss
+            )
             grads = {k: -d for k, d in direction.items()}
         else:
             grads, value = meta_gradient(model, params, batch, inner_lr, inner_steps, method, loss)
@@ -197,8 +282,14 @@ def meta_train(model: torch.nn.Module, episodes: Iterator[tuple[torch.Tensor, ..
     return history
 
 
-def adaptation_curve(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], lr: float, max_steps: int,
-                     loss: Loss = F.mse_loss, optimizer: str = "sgd") -> list[float]:
+def adaptation_curve(
+    model: torch.nn.Module,
+    batch: tuple[torch.Tensor, ...],
+    lr: float,
+    max_steps: int,
+    loss: Loss = F.mse_loss,
+    optimizer: str = "sgd",
+) -> list[float]:
     """Mean query loss over the tasks of ``batch`` after 0, 1, ..., ``max_steps`` steps of plain
     gradient descent on each task's support points (Finn et al. figure 2, "k grad steps")."""
     xs, ys, xq, yq = batch
@@ -220,13 +311,17 @@ def conv4(channels: int = 64, out_features: int | None = None) -> torch.nn.Seque
     features; with ``out_features`` a linear classifier on top (MAML, and the transfer baseline).
 
     Batch norm uses the statistics of the current batch in training and evaluation alike
-    (``track_running_stats=False``), as in MAML's reference code: no state outside the parameters, so
-    the functional inner loop and ``vmap`` over tasks need no special care.
+    (``track_running_stats=False``), as in MAML's reference code: no state outside the parameters,
+    so the functional inner loop and ``vmap`` over tasks need no special care.
     """
     layers: list[torch.nn.Module] = []
     for i in range(4):
-        layers += [torch.nn.Conv2d(1 if i == 0 else channels, channels, 3, padding=1),
-                   torch.nn.BatchNorm2d(channels, track_running_stats=False), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        layers += [
+            torch.nn.Conv2d(1 if i == 0 else channels, channels, 3, padding=1),
+            torch.nn.BatchNorm2d(channels, track_running_stats=False),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
     layers.append(torch.nn.Flatten())
     if out_features is not None:
         layers.append(torch.nn.Linear(channels, out_features))
@@ -237,16 +332,21 @@ def prototypes(support: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch
     """Snell et al. eq. 1: the prototype of class c is the mean embedding of its support examples.
     ``support`` is ``(n, d)``, ``labels`` in ``0 .. n_way-1``; returns ``(n_way, d)``."""
     if support.dim() != 2 or labels.shape != support.shape[:1]:
-        raise ValueError(f"prototypes: expected embeddings (n, d) and labels (n,), got {tuple(support.shape)} "
-                         f"and {tuple(labels.shape)}.")
+        raise ValueError(
+            f"prototypes: expected embeddings (n, d) and labels (n,), got {tuple(support.shape)} "
+            f"and {tuple(labels.shape)}."
+        )
     onehot = F.one_hot(labels, n_way).to(support.dtype)
     counts = onehot.sum(0)
     if (counts == 0).any():
-        raise ValueError(f"prototypes: classes {torch.nonzero(counts == 0).flatten().tolist()} have no support example.")
+        raise ValueError(
+            f"prototypes: classes {torch.nonzero(counts == 0).flatten().tolist()} "
+            "have no support example."
+        )
     return onehot.T @ support / counts[:, None]
 
 
 def proto_logits(query: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
-    """Snell et al. eq. 2: logits are negative squared Euclidean distances to the prototypes, so that
-    the softmax over them is p(y = c | x). ``(q, d), (n_way, d) -> (q, n_way)``."""
+    """Snell et al. eq. 2: logits are negative squared Euclidean distances to the prototypes, so
+    that the softmax over them is p(y = c | x). ``(q, d), (n_way, d) -> (q, n_way)``."""
     return -torch.cdist(query, protos).pow(2)

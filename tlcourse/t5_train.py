@@ -7,6 +7,7 @@ Every model here is a ``transformers`` encoder-decoder (``T5ForConditionalGenera
 the encoder inputs are token ids, or — when the encoder is frozen — the encoder's output states,
 computed once (:func:`encoder_states`), which makes each training step a decoder-only step.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,25 +40,36 @@ class TextSplit:
         return len(self.labels)
 
 
-def encode_split(tokenizer, name: str, rows, max_len: int = 128, encoder=None, device="cpu") -> TextSplit:
-    """Write ``rows`` of task ``name`` as text (:func:`tlcourse.t5.to_text`) and tokenise them; with an
-    ``encoder``, replace the ids by its (frozen) output states."""
+def encode_split(
+    tokenizer, name: str, rows, max_len: int = 128, encoder=None, device="cpu"
+) -> TextSplit:
+    """Write ``rows`` of task ``name`` as text (:func:`tlcourse.t5.to_text`) and tokenise them; with
+    an ``encoder``, replace the ids by its (frozen) output states."""
     sources, target_texts = t5.to_text(name, rows)
-    ids = [torch.tensor(i) for i in tokenizer(sources, truncation=True, max_length=max_len)["input_ids"]]
-    targets = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in target_texts]
+    ids = [
+        torch.tensor(i)
+        for i in tokenizer(sources, truncation=True, max_length=max_len)["input_ids"]
+    ]
+    targets = [
+        tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        for t in target_texts
+    ]
     if encoder is not None:
         ids = encoder_states(encoder, ids, tokenizer.pad_token_id, device=device)
     return TextSplit(name, ids, targets, torch.tensor([r["label"] for r in rows]))
 
 
 @torch.no_grad()
-def encoder_states(encoder, ids: Sequence[torch.Tensor], pad_id: int, batch: int = 64, device="cpu") -> list[torch.Tensor]:
-    """The encoder's last hidden states for each id sequence (unpadded), computed in length-sorted batches."""
+def encoder_states(
+    encoder, ids: Sequence[torch.Tensor], pad_id: int, batch: int = 64, device="cpu"
+) -> list[torch.Tensor]:
+    """The encoder's last hidden states for each id sequence (unpadded), computed in length-sorted
+    batches."""
     encoder.to(device).eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
     for s in range(0, len(order), batch):
-        rows = order[s:s + batch]
+        rows = order[s : s + batch]
         enc = collate([ids[i] for i in rows], pad_id, device)
         states = encoder(**enc).last_hidden_state.float().cpu()
         for j, i in enumerate(rows):
@@ -78,7 +90,10 @@ def collate(inputs: Sequence[torch.Tensor], pad_id: int, device="cpu") -> dict:
         states = torch.zeros(len(inputs), length, inputs[0].shape[-1])
         for i, x in enumerate(inputs):
             states[i, : len(x)] = x
-        return {"encoder_outputs": BaseModelOutput(last_hidden_state=states.to(device)), "attention_mask": mask.to(device)}
+        return {
+            "encoder_outputs": BaseModelOutput(last_hidden_state=states.to(device)),
+            "attention_mask": mask.to(device),
+        }
     ids = torch.full((len(inputs), length), pad_id, dtype=torch.long)
     for i, x in enumerate(inputs):
         ids[i, : len(x)] = x
@@ -96,22 +111,35 @@ class MixConfig:
     steps: int = 150
     batch: int = 32
     lr: float = 1e-3
-    warmup: float = 0.1     # share of the steps
+    warmup: float = 0.1  # share of the steps
     seed: int = 0
 
 
-def train_mixture(model, splits: dict[str, TextSplit], rates: dict[str, float], cfg: MixConfig, pad_id: int,
-                  device="cpu", progress: bool = True, desc: str = "multi-task") -> History:
-    """Train ``model`` on batches drawn from ``splits`` at the mixing ``rates`` (:class:`tlcourse.t5.MixtureSampler`).
+def train_mixture(
+    model,
+    splits: dict[str, TextSplit],
+    rates: dict[str, float],
+    cfg: MixConfig,
+    pad_id: int,
+    device="cpu",
+    progress: bool = True,
+    desc: str = "multi-task",
+) -> History:
+    """Train ``model`` on batches drawn from ``splits`` at the mixing ``rates``
+    (:class:`tlcourse.t5.MixtureSampler`).
 
     All tasks share every parameter and one loss, ``L = Σ_t λ_t L_t``, where the weights ``λ_t`` are
     the rates at which the tasks are sampled. The history's ``metrics`` hold each task's training
-    loss per step (``loss <task>``, NaN when the batch had none of it) and the examples seen per task.
+    loss per step (``loss <task>``, NaN when the batch had none of it) and the examples seen per
+    task.
     """
     rates = {n: r for n, r in rates.items() if r > 0}
     missing = sorted(set(rates) - set(splits))
     if missing:
-        raise ValueError(f"train_mixture: rates name tasks {missing} that have no training split; splits: {sorted(splits)}.")
+        raise ValueError(
+            f"train_mixture: rates name tasks {missing} that have no training split; "
+            f"splits: {sorted(splits)}."
+        )
     sampler = t5.MixtureSampler({n: len(splits[n]) for n in rates}, rates, seed=cfg.seed)
     per_task: dict[str, list[float]] = {n: [] for n in splits}
     seen = {n: 0 for n in splits}
@@ -124,7 +152,9 @@ def train_mixture(model, splits: dict[str, TextSplit], rates: dict[str, float], 
         kwargs = collate([splits[n].inputs[i] for n, i in pairs], pad_id, device)
         labels = t5.pad_targets([splits[n].targets[i] for n, i in pairs]).to(device)
         logits = model(**kwargs, labels=labels).logits
-        token_loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        token_loss = F.cross_entropy(
+            logits.transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        )
         valid = (labels != -100).float()
         example_loss = (token_loss.sum(1) / valid.sum(1)).detach().cpu()
         names = [n for n, _ in pairs]
@@ -132,12 +162,24 @@ def train_mixture(model, splits: dict[str, TextSplit], rates: dict[str, float], 
             rows = [k for k, m in enumerate(names) if m == n]
             seen[n] += len(rows)
             per_task[n].append(example_loss[rows].mean().item() if rows else float("nan"))
-        return token_loss.sum() / valid.sum()     # the mean over target tokens, as the model's own loss
+        return (
+            token_loss.sum() / valid.sum()
+        )  # the mean over target tokens, as the model's own loss
 
     torch.manual_seed(cfg.seed)
     model.to(device)
-    history = fit(model, batches(), loss_fn, steps=cfg.steps, lr=cfg.lr, weight_decay=0.01, clip_grad=1.0,
-                  warmup=int(cfg.warmup * cfg.steps), progress=progress, desc=desc)
+    history = fit(
+        model,
+        batches(),
+        loss_fn,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        weight_decay=0.01,
+        clip_grad=1.0,
+        warmup=int(cfg.warmup * cfg.steps),
+        progress=progress,
+        desc=desc,
+    )
     for n in splits:
         history.metrics[f"loss {n}"] = per_task[n]
         history.metrics[f"seen {n}"] = [float(seen[n])]
@@ -145,23 +187,49 @@ def train_mixture(model, splits: dict[str, TextSplit], rates: dict[str, float], 
     return history
 
 
-def corrupted_batch(rows: torch.Tensor, sentinels: Sequence[int], eos: int, pad_id: int,
-                    generator: torch.Generator, noise_density: float = 0.15, mean_span: float = 3.0) -> dict:
-    """A span-corruption batch (:func:`tlcourse.t5.span_corrupt` on each row): model inputs and labels."""
-    pairs = [t5.span_corrupt(r.tolist(), sentinels, generator, eos, noise_density, mean_span) for r in rows]
+def corrupted_batch(
+    rows: torch.Tensor,
+    sentinels: Sequence[int],
+    eos: int,
+    pad_id: int,
+    generator: torch.Generator,
+    noise_density: float = 0.15,
+    mean_span: float = 3.0,
+) -> dict:
+    """A span-corruption batch (:func:`tlcourse.t5.span_corrupt` on each row): model inputs and
+    labels."""
+    pairs = [
+        t5.span_corrupt(r.tolist(), sentinels, generator, eos, noise_density, mean_span)
+        for r in rows
+    ]
     batch = collate([torch.tensor(i) for i, _ in pairs], pad_id)
     batch["labels"] = t5.pad_targets([t for _, t in pairs])
     return batch
 
 
-def pretrain_span_corruption(model, rows: torch.Tensor, sentinels: Sequence[int], eos: int, pad_id: int,
-                             cfg: MixConfig, device="cpu", progress: bool = True) -> dict:
-    """T5's unsupervised objective (Raffel et al. 2020, section 3.1.4): fresh random spans every step."""
+def pretrain_span_corruption(
+    model,
+    rows: torch.Tensor,
+    sentinels: Sequence[int],
+    eos: int,
+    pad_id: int,
+    cfg: MixConfig,
+    device="cpu",
+    progress: bool = True,
+) -> dict:
+    """T5's unsupervised objective (Raffel et al. 2020, section 3.1.4): fresh random spans every
+    step."""
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def batches():
         while True:
-            yield corrupted_batch(rows[torch.randint(len(rows), (cfg.batch,), generator=gen)], sentinels, eos, pad_id, gen)
+            yield corrupted_batch(
+                rows[torch.randint(len(rows), (cfg.batch,), generator=gen)],
+                sentinels,
+                eos,
+                pad_id,
+                gen,
+            )
 
     def loss_fn(model, batch):
         return model(**{k: v.to(device) for k, v in batch.items()}).loss
@@ -169,11 +237,25 @@ def pretrain_span_corruption(model, rows: torch.Tensor, sentinels: Sequence[int]
     torch.manual_seed(cfg.seed)
     model.to(device)
     start = time.perf_counter()
-    history = fit(model, batches(), loss_fn, steps=cfg.steps, lr=cfg.lr, weight_decay=0.01, clip_grad=1.0,
-                  warmup=int(cfg.warmup * cfg.steps), progress=progress, desc="span corruption")
+    history = fit(
+        model,
+        batches(),
+        loss_fn,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        weight_decay=0.01,
+        clip_grad=1.0,
+        warmup=int(cfg.warmup * cfg.steps),
+        progress=progress,
+        desc="span corruption",
+    )
     model.cpu()
-    return {"seconds": time.perf_counter() - start, "loss": history.loss, "rows": len(rows),
-            "epochs": cfg.steps * cfg.batch / len(rows)}
+    return {
+        "seconds": time.perf_counter() - start,
+        "loss": history.loss,
+        "rows": len(rows),
+        "epochs": cfg.steps * cfg.batch / len(rows),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,26 +266,36 @@ def _states(model, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder states and mask of a collated batch (running the encoder unless they are given)."""
     if "encoder_outputs" in kwargs:
         return kwargs["encoder_outputs"].last_hidden_state, kwargs["attention_mask"]
-    out = model.get_encoder()(input_ids=kwargs["input_ids"], attention_mask=kwargs["attention_mask"])
+    out = model.get_encoder()(
+        input_ids=kwargs["input_ids"], attention_mask=kwargs["attention_mask"]
+    )
     return out.last_hidden_state, kwargs["attention_mask"]
 
 
 @torch.no_grad()
-def label_logliks(model, tokenizer, split: TextSplit, batch: int = 64, device="cpu") -> torch.Tensor:
-    """``log p(label string | input)`` of every label string for every example, shape ``(n, classes)``:
-    the sum over the label's tokens (and ``eos``) of the decoder's log-probabilities."""
+def label_logliks(
+    model, tokenizer, split: TextSplit, batch: int = 64, device="cpu"
+) -> torch.Tensor:
+    """``log p(label string | input)`` of every label string for every example, shape
+    ``(n, classes)``: the sum over the label's tokens (and ``eos``) of the decoder's
+    log-probabilities."""
     from transformers.modeling_outputs import BaseModelOutput
 
-    target_ids = t5.encode_targets(tokenizer, t5.task(split.task).labels)          # (C, T), -100 padded
+    target_ids = t5.encode_targets(tokenizer, t5.task(split.task).labels)  # (C, T), -100 padded
     c = len(target_ids)
     model.to(device).eval()
     out = []
     for s in range(0, len(split), batch):
-        states, mask = _states(model, collate(split.inputs[s:s + batch], tokenizer.pad_token_id, device))
+        states, mask = _states(
+            model, collate(split.inputs[s : s + batch], tokenizer.pad_token_id, device)
+        )
         n = len(states)
-        y = target_ids.repeat(n, 1).to(device)                                   # every label for every input
-        logits = model(encoder_outputs=BaseModelOutput(last_hidden_state=states.repeat_interleave(c, 0)),
-                       attention_mask=mask.repeat_interleave(c, 0), labels=y).logits
+        y = target_ids.repeat(n, 1).to(device)  # every label for every input
+        logits = model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=states.repeat_interleave(c, 0)),
+            attention_mask=mask.repeat_interleave(c, 0),
+            labels=y,
+        ).logits
         logp = logits.float().log_softmax(-1).gather(-1, y.clamp(min=0)[..., None])[..., 0]
         out.append(logp.masked_fill(y == -100, 0.0).sum(-1).view(n, c).cpu())
     model.cpu()
@@ -211,8 +303,9 @@ def label_logliks(model, tokenizer, split: TextSplit, batch: int = 64, device="c
 
 
 @torch.no_grad()
-def generate_labels(model, tokenizer, split: TextSplit, batch: int = 64, max_new_tokens: int = 8,
-                    device="cpu") -> tuple[torch.Tensor, list[str]]:
+def generate_labels(
+    model, tokenizer, split: TextSplit, batch: int = 64, max_new_tokens: int = 8, device="cpu"
+) -> tuple[torch.Tensor, list[str]]:
     """Greedy generation, parsed with :func:`tlcourse.t5.parse_label`: predicted ids
     (:data:`tlcourse.t5.INVALID` when the text is no label) and the generated strings."""
     from transformers.modeling_outputs import BaseModelOutput
@@ -220,20 +313,31 @@ def generate_labels(model, tokenizer, split: TextSplit, batch: int = 64, max_new
     model.to(device).eval()
     texts: list[str] = []
     for s in range(0, len(split), batch):
-        states, mask = _states(model, collate(split.inputs[s:s + batch], tokenizer.pad_token_id, device))
-        generated = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=states), attention_mask=mask,
-                                   max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        states, mask = _states(
+            model, collate(split.inputs[s : s + batch], tokenizer.pad_token_id, device)
+        )
+        generated = model.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=states),
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )
         texts.extend(tokenizer.batch_decode(generated, skip_special_tokens=True))
     model.cpu()
     return torch.tensor([t5.parse_label(split.task, t) for t in texts]), texts
 
 
-def evaluate(model, tokenizer, split: TextSplit, device="cpu", generate: bool = True) -> dict[str, float]:
+def evaluate(
+    model, tokenizer, split: TextSplit, device="cpu", generate: bool = True
+) -> dict[str, float]:
     """Rank-classification accuracy, generation accuracy and invalid share, and the mean negative
     log-likelihood of the correct label string (nats)."""
     logliks = label_logliks(model, tokenizer, split, device=device)
-    out = {"rank": (logliks.argmax(-1) == split.labels).float().mean().item(),
-           "label nll": -logliks.gather(1, split.labels[:, None]).mean().item()}
+    out = {
+        "rank": (logliks.argmax(-1) == split.labels).float().mean().item(),
+        "label nll": -logliks.gather(1, split.labels[:, None]).mean().item(),
+    }
     if generate:
         predictions, _ = generate_labels(model, tokenizer, split, device=device)
         s = t5.scores(predictions, split.labels.tolist())
@@ -250,4 +354,4 @@ def mean_loss(history: History, task: str) -> float:
     """Mean training loss of ``task`` over the last fifth of the steps it appeared in."""
     values = np.array(history.metrics[f"loss {task}"])
     values = values[~np.isnan(values)]
-    return float(values[-max(1, len(values) // 5):].mean()) if len(values) else float("nan")
+    return float(values[-max(1, len(values) // 5) :].mean()) if len(values) else float("nan")

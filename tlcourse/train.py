@@ -1,24 +1,49 @@
 """One small training loop for every chapter: a progress bar, a history, and periodic evaluation.
 
 The loop is deliberately plain (nanoGPT-style): the chapter passes a model, an iterator of batches
-and a loss function; everything method-specific lives in the chapter's module, not here.
+and a loss function; everything method-specific lives in the method's or the chapter's module, not
+here.
 """
+
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+
 def progress_bar(*args: Any, progress: bool = True, **kwargs: Any) -> tqdm:
-    """A ``tqdm.auto`` bar (a widget in Jupyter), off when ``progress=False`` or ``TQDM_DISABLE`` is set.
+    """A ``tqdm.auto`` bar (a widget in Jupyter), off when ``progress=False`` or ``TQDM_DISABLE`` is
+    set.
 
     tqdm reads ``TQDM_DISABLE`` only when ``disable`` is not passed, so the modules pass it here.
     """
     off = not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes"}
     return tqdm(*args, disable=off, **kwargs)
+
+
+def adamw(params: Iterable, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter, 2019, algorithm 2) with PyTorch's fused kernel where there is
+    one.
+
+    On a CPU, PyTorch's default AdamW updates the tensors one at a time from Python: for MiniLM
+    (103 tensors, 22.7M numbers) that took longer per step than the forward and backward pass of a
+    batch, and the fused kernel is over ten times faster. The algorithm is the same; only float
+    rounding differs. ``weight_decay=0`` makes it Adam (Kingma & Ba, 2015).
+    """
+    params = list(params)
+    tensors = [
+        p for group in params for p in (group["params"] if isinstance(group, dict) else [group])
+    ]
+    fused = bool(tensors) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors
+    )
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
@@ -44,18 +69,26 @@ class History:
         if metric == "loss":
             return self.loss[-1]
         if metric not in self.metrics:
-            raise KeyError(f"No metric {metric!r} in this history; it has: loss, {', '.join(self.metrics) or '(none)'}.")
+            raise KeyError(
+                f"No metric {metric!r} in this history; "
+                f"it has: loss, {', '.join(self.metrics) or '(none)'}."
+            )
         return self.metrics[metric][-1]
 
 
-def random_batches(*tensors: torch.Tensor, batch_size: int, generator: torch.Generator | None = None) -> Iterator:
+def random_batches(
+    *tensors: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator:
     """Endless minibatches drawn with replacement from tensors that share their first dimension.
 
-    When ``batch_size`` is at least the number of rows, every batch is the full set (full-batch training).
+    When ``batch_size`` is at least the number of rows, every batch is the full set (full-batch
+    training).
     """
     n = len(tensors[0])
     if any(len(t) != n for t in tensors):
-        raise ValueError(f"random_batches: tensors have different lengths {[len(t) for t in tensors]}.")
+        raise ValueError(
+            f"random_batches: tensors have different lengths {[len(t) for t in tensors]}."
+        )
     if n == 0:
         raise ValueError("random_batches: no rows to sample from.")
     while True:
@@ -83,7 +116,8 @@ def fit(
     progress: bool = True,
     desc: str = "train",
 ) -> History:
-    """Train ``model`` for ``steps`` steps of ``loss_fn(model, batch)`` and return the :class:`History`.
+    """Train ``model`` for ``steps`` steps of ``loss_fn(model, batch)`` and return the
+    :class:`History`.
 
     ``params`` restricts what is trained (e.g. only a new head on a frozen body); the default
     optimiser is AdamW (Loshchilov & Hutter, 2019). With ``warmup`` the learning rate rises
@@ -93,14 +127,18 @@ def fit(
     """
     if steps <= 0:
         raise ValueError(f"fit: steps must be positive, got {steps}.")
-    trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    trainable = [
+        p for p in (params if params is not None else model.parameters()) if p.requires_grad
+    ]
     if not trainable and optimizer is None:
         raise ValueError("fit: nothing to train (no parameter has requires_grad=True).")
-    opt = optimizer or torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    opt = optimizer or adamw(trainable, lr=lr, weight_decay=weight_decay)
     schedule = None
     if warmup is not None:
         warm = max(1, warmup)
-        schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+        )
     history = History()
     it = iter(batches)
     bar = progress_bar(range(1, steps + 1), progress=progress, desc=desc, leave=False)
@@ -110,7 +148,7 @@ def fit(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(trainable, clip_grad)
+            torch.nn.utils.clip_grad_norm_(trainable, clip_grad, foreach=True)
         opt.step()
         if schedule is not None:
             schedule.step()
@@ -118,7 +156,10 @@ def fit(
         history.loss.append(loss.item())
         if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == steps):
             history.log_eval(step, evaluate(model, eval_fn))
-            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.metrics.items()})
+            bar.set_postfix(
+                loss=f"{history.loss[-1]:.3f}",
+                **{k: f"{v[-1]:.3f}" for k, v in history.metrics.items()},
+            )
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
     model.eval()
@@ -146,3 +187,11 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     if logits.shape[0] != labels.shape[0]:
         raise ValueError(f"accuracy: {logits.shape[0]} predictions but {labels.shape[0]} labels.")
     return (logits.argmax(-1) == labels).float().mean().item()
+
+
+def majority_accuracy(train, test) -> float:
+    """Accuracy of always predicting the training set's most frequent label (the baseline a
+    classifier must beat); ``train`` and ``test`` are datasets (or dicts) with a ``label``
+    column."""
+    majority = Counter(train["label"]).most_common(1)[0][0]
+    return float(np.mean(np.asarray(test["label"]) == majority))

@@ -1,8 +1,10 @@
 """The plots the chapters share: training histories, curves with error bars, bars, 2-D scatters.
 
 Every function draws on a given matplotlib ``Axes`` (or a new figure), labels its axes, sets a
-title, and returns the ``Axes`` so a chapter can add to it.
+title, and returns the ``Axes`` so a chapter can add to it. :func:`summarize` turns learning-curve
+records (one per condition, label budget and seed) into the curves :func:`plot_curves` draws.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -19,13 +21,22 @@ def _axes(ax=None, figsize=(6, 4)):
     return ax
 
 
-def plot_history(history: History, metrics: Sequence[str] | None = None, ax=None, title: str = "Training", smooth: int = 1):
-    """Training loss per step (moving average over ``smooth`` steps) and evaluation metrics on a twin axis."""
+def plot_history(
+    history: History,
+    metrics: Sequence[str] | None = None,
+    ax=None,
+    title: str = "Training",
+    smooth: int = 1,
+):
+    """Training loss per step (moving average over ``smooth`` steps) and evaluation metrics on a
+    twin axis."""
     ax = _axes(ax)
     loss = np.asarray(history.loss, dtype=float)
     if smooth > 1 and len(loss) >= smooth:
         loss = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
-    ax.plot(history.steps[len(history.steps) - len(loss):], loss, label="training loss", color="C0")
+    ax.plot(
+        history.steps[len(history.steps) - len(loss) :], loss, label="training loss", color="C0"
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -33,12 +44,31 @@ def plot_history(history: History, metrics: Sequence[str] | None = None, ax=None
     if names:
         ax2 = ax.twinx()
         for i, name in enumerate(names, start=1):
-            ax2.plot(history.eval_steps, history.metrics[name], marker="o", color=f"C{i}", label=name)
+            ax2.plot(
+                history.eval_steps, history.metrics[name], marker="o", color=f"C{i}", label=name
+            )
         ax2.set_ylabel(", ".join(names))
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="best")
     return ax
+
+
+def summarize(
+    records: list[dict], key: str = "accuracy"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Learning-curve records (dicts with ``condition``, ``budget``, ``seed`` and ``key``) as the
+    curves :func:`plot_curves` draws: ``condition -> (mean over seeds, std over seeds)`` per budget,
+    budgets in increasing order."""
+    budgets = sorted({r["budget"] for r in records})
+    out = {}
+    for cond in dict.fromkeys(r["condition"] for r in records):
+        vals = [
+            [r[key] for r in records if r["condition"] == cond and r["budget"] == b]
+            for b in budgets
+        ]
+        out[cond] = (np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals]))
+    return out
 
 
 def plot_curves(
@@ -51,7 +81,8 @@ def plot_curves(
     logx: bool = False,
     hline: tuple[float, str] | None = None,
 ):
-    """One line per entry of ``curves`` (``name -> (means, stds)``), with shaded ±1 standard deviation."""
+    """One line per entry of ``curves`` (``name -> (means, stds)``), with shaded ±1 standard
+    deviation."""
     ax = _axes(ax)
     for i, (name, (mean, std)) in enumerate(curves.items()):
         mean, std = np.asarray(mean, float), np.asarray(std, float)
@@ -70,8 +101,14 @@ def plot_curves(
     return ax
 
 
-def plot_bars(values: Mapping[str, float], errors: Mapping[str, float] | None = None, ax=None,
-              ylabel: str = "", title: str = "", fmt: str = "{:.3f}"):
+def plot_bars(
+    values: Mapping[str, float],
+    errors: Mapping[str, float] | None = None,
+    ax=None,
+    ylabel: str = "",
+    title: str = "",
+    fmt: str = "{:.3f}",
+):
     """A labelled bar per entry, with optional error bars and the value printed on each bar."""
     ax = _axes(ax)
     names = list(values)
@@ -85,12 +122,21 @@ def plot_bars(values: Mapping[str, float], errors: Mapping[str, float] | None = 
     return ax
 
 
-def plot_embedding_2d(points: np.ndarray, labels: Sequence[str], groups: Sequence[str] | None = None,
-                      ax=None, title: str = "2-D projection", method: str = "PCA"):
+def plot_embedding_2d(
+    points: np.ndarray,
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+    ax=None,
+    title: str = "2-D projection",
+    method: str = "PCA",
+):
     """Scatter of 2-D points with a text label each; ``groups`` colours the points by group."""
     points = np.asarray(points, float)
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"plot_embedding_2d expects points of shape (n, 2), got {points.shape}; project first (e.g. pca_2d).")
+        raise ValueError(
+            "plot_embedding_2d expects points of shape (n, 2), "
+            f"got {points.shape}; project first (e.g. pca_2d)."
+        )
     if len(labels) != len(points):
         raise ValueError(f"plot_embedding_2d: {len(points)} points but {len(labels)} labels.")
     ax = _axes(ax, figsize=(6, 6))

@@ -2,7 +2,7 @@
 
 A check never shows the reference code and never raises: it prints one line per outcome and
 returns a :class:`CheckResult` (truthy when passed). Each chapter has a module of checks named
-after the chapter's module: ``tlcourse.checks.transfer.js_divergence(my_function)``.
+after its topic: ``tlcourse.checks.transfer.js_divergence(my_function)`` for chapter 1.
 
 The shape of a check:
 
@@ -12,6 +12,7 @@ The shape of a check:
 * :func:`check_properties` for exercises with many right answers (a random sampler): each
   :class:`Property` inspects the student's output and returns ``None`` or what is wrong.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["Case", "CheckResult", "Property", "check_properties", "compare_to_reference", "match", "summarize"]
+__all__ = [
+    "Case",
+    "CheckResult",
+    "Property",
+    "check_properties",
+    "compare_to_reference",
+    "match",
+    "summarize",
+]
 
 
 @dataclass
@@ -72,8 +81,11 @@ def _as_array(x: Any) -> np.ndarray | None:
     return None
 
 
-def match(got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-7, path: str = "output") -> str | None:
-    """``None`` when ``got`` equals ``expected`` (numbers to a tolerance), else what differs and where."""
+def match(
+    got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-7, path: str = "output"
+) -> str | None:
+    """``None`` when ``got`` equals ``expected`` (numbers to a tolerance), else what differs and
+    where."""
     exp_arr, got_arr = _as_array(expected), _as_array(got)
     if exp_arr is not None:
         if got_arr is None:
@@ -86,9 +98,14 @@ def match(got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-7, path:
             bad = got_arr != exp_arr
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
-            return f"{path}: first difference at index {where}: expected {exp_arr[where]!r}, got {got_arr[where]!r}"
+            return (
+                f"{path}: first difference at index {where}: "
+                f"expected {exp_arr[where]!r}, got {got_arr[where]!r}"
+            )
         return None
-    if isinstance(expected, (float, int, np.floating, np.integer)) and not isinstance(expected, bool):
+    if isinstance(expected, (float, int, np.floating, np.integer)) and not isinstance(
+        expected, bool
+    ):
         if not isinstance(got, (float, int, np.floating, np.integer)) or isinstance(got, bool):
             if _as_array(got) is not None and _as_array(got).size == 1:
                 got = float(_as_array(got).ravel()[0])
@@ -119,15 +136,24 @@ def match(got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-7, path:
             if why:
                 return why
         return None
-    return None if got == expected else f"{path}: expected {summarize(expected)}, got {summarize(got)}"
+    return (
+        None if got == expected else f"{path}: expected {summarize(expected)}, got {summarize(got)}"
+    )
 
 
 def _call(fn: Callable, case: Case) -> tuple[Any, str | None]:
-    """Call the student's function on a private copy of the inputs; turn any exception into a hint."""
+    """Call the student's function on a private copy of the inputs; turn any exception into a
+    hint."""
     try:
         return fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs)), None
     except NotImplementedError as err:
-        return None, f"not implemented yet ({err or 'NotImplementedError'}): replace the stub with your code"
+        return (
+            None,
+            (
+                f"not implemented yet ({err or 'NotImplementedError'}): "
+                "replace the stub with your code"
+            ),
+        )
     except Exception as err:  # noqa: BLE001 - a student's bug must become a hint, not a traceback
         return None, f"raised {type(err).__name__}: {err}"
 
@@ -139,62 +165,108 @@ def _report(name: str, passed: bool, text: str, case: Case | None = None) -> Che
 
 
 def _inputs(case: Case) -> str:
-    parts = [summarize(a, 80) for a in case.args] + [f"{k}={summarize(v, 80)}" for k, v in case.kwargs.items()]
+    parts = [summarize(a, 80) for a in case.args] + [
+        f"{k}={summarize(v, 80)}" for k, v in case.kwargs.items()
+    ]
     return ", ".join(parts)
 
 
-def compare_to_reference(name: str, fn: Callable, reference: Callable, cases: Sequence[Case],
-                         hints: dict[str, str] | None = None, rtol: float = 1e-5, atol: float = 1e-7) -> CheckResult:
+def compare_to_reference(
+    name: str,
+    fn: Callable,
+    reference: Callable,
+    cases: Sequence[Case],
+    hints: dict[str, str] | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+) -> CheckResult:
     """Run ``fn`` and ``reference`` on every case; stop at the first mismatch with a hint.
 
     ``hints`` maps a case label to advice shown when that kind of case fails (e.g. "identical
     corpora" -> "the divergence of a distribution from itself is 0").
     """
     if not callable(fn):
-        return _report(name, False, f"expected a function, got {type(fn).__name__}; pass the function itself, without calling it")
+        return _report(
+            name,
+            False,
+            f"expected a function, got {type(fn).__name__}; "
+            "pass the function itself, without calling it",
+        )
     for i, case in enumerate(cases, start=1):
         got, error = _call(fn, case)
         expected = reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
         why = error or match(got, expected, rtol, atol)
         if why:
             hint = (hints or {}).get(case.label)
-            text = (f"case {i}/{len(cases)} ({case.label}) failed: {why}\n    inputs: {_inputs(case)}\n"
-                    f"    expected: {summarize(expected)}\n    got: {summarize(got) if error is None else '-'}")
+            text = (
+                f"case {i}/{len(cases)} ({case.label}) failed: {why}\n"
+                f"    inputs: {_inputs(case)}\n    expected: {summarize(expected)}\n"
+                f"    got: {summarize(got) if error is None else '-'}"
+            )
             return _report(name, False, text + (f"\n    hint: {hint}" if hint else ""), case)
     return _report(name, True, f"all {len(cases)} cases match the reference")
 
 
 @dataclass
 class Property:
-    """A named requirement on the output: ``test(output, case) -> None or a description of the problem``."""
+    """A named requirement on the output:
+    ``test(output, case) -> None or a description of the problem``."""
 
     name: str
     test: Callable[[Any, Case], str | None]
     hint: str = ""
 
 
-def check_properties(name: str, fn: Callable, cases: Sequence[Case], properties: Sequence[Property],
-                     determinism: bool = True) -> CheckResult:
-    """Check that ``fn``'s output has every property on every case (and is the same when called twice)."""
+def check_properties(
+    name: str,
+    fn: Callable,
+    cases: Sequence[Case],
+    properties: Sequence[Property],
+    determinism: bool = True,
+) -> CheckResult:
+    """Check that ``fn``'s output has every property on every case (and is the same when called
+    twice)."""
     if not callable(fn):
-        return _report(name, False, f"expected a function, got {type(fn).__name__}; pass the function itself, without calling it")
+        return _report(
+            name,
+            False,
+            f"expected a function, got {type(fn).__name__}; "
+            "pass the function itself, without calling it",
+        )
     for i, case in enumerate(cases, start=1):
         got, error = _call(fn, case)
         if error:
-            return _report(name, False, f"case {i}/{len(cases)} ({case.label}) {error}\n    inputs: {_inputs(case)}", case)
+            return _report(
+                name,
+                False,
+                f"case {i}/{len(cases)} ({case.label}) {error}\n    inputs: {_inputs(case)}",
+                case,
+            )
         for prop in properties:
             why = prop.test(got, case)
             if why:
-                text = f"case {i}/{len(cases)} ({case.label}) breaks '{prop.name}': {why}\n    inputs: {_inputs(case)}"
-                return _report(name, False, text + (f"\n    hint: {prop.hint}" if prop.hint else ""), case)
+                text = (
+                    f"case {i}/{len(cases)} ({case.label}) breaks '{prop.name}': {why}\n"
+                    f"    inputs: {_inputs(case)}"
+                )
+                return _report(
+                    name, False, text + (f"\n    hint: {prop.hint}" if prop.hint else ""), case
+                )
         if determinism:
             again, _ = _call(fn, case)
             why = match(again, got, path="second call")
             if why:
-                return _report(name, False, f"case {i}/{len(cases)} ({case.label}): same inputs gave a different result "
-                               f"({why})\n    hint: draw every random number from a generator seeded with `seed`", case)
+                return _report(
+                    name,
+                    False,
+                    f"case {i}/{len(cases)} ({case.label}): same inputs gave a different result "
+                    f"({why})\n"
+                    "    hint: draw every random number from a generator seeded with `seed`",
+                    case,
+                )
     return _report(name, True, f"{len(properties)} properties hold on all {len(cases)} cases")
 
 
-# The chapters' checks, importable as attributes: ``from tlcourse import checks; checks.transfer...``
+# The chapters' checks, importable as attributes:
+# ``from tlcourse import checks; checks.transfer...``
 from . import bert, distill, elmo, embeddings, lora, meta, t5, transfer  # noqa: E402

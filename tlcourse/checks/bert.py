@@ -1,4 +1,5 @@
 """Self-checks for chapter 4 (BERT): ``tlcourse.checks.bert.<exercise>``."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,8 @@ def _reference_attention(q, k, v, mask):
 def attention(fn: Callable) -> CheckResult:
     """Exercise 4.1: ``fn(q, k, v, mask)``, scaled dot-product attention over unpadded keys.
 
-    ``q, k, v``: (batch, heads, length, d); ``mask``: (batch, length), 1 for real tokens, 0 for padding.
+    ``q, k, v``: (batch, heads, length, d); ``mask``: (batch, length), 1 for real tokens, 0 for
+    padding.
     """
     g = torch.Generator().manual_seed(0)
 
@@ -33,7 +35,10 @@ def attention(fn: Callable) -> CheckResult:
     pad = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     cases = [
         Case((*qkv(2, 1, 5, 4), torch.ones(2, 5, dtype=torch.long)), label="no padding"),
-        Case((*qkv(2, 3, 5, 16, 3.0), torch.ones(2, 5, dtype=torch.long)), label="large head dimension"),
+        Case(
+            (*qkv(2, 3, 5, 16, 3.0), torch.ones(2, 5, dtype=torch.long)),
+            label="large head dimension",
+        ),
         Case((*qkv(2, 2, 5, 8), pad), label="padded batch"),
         Case((*qkv(1, 1, 1, 4), torch.ones(1, 1, dtype=torch.long)), label="one token"),
     ]
@@ -41,10 +46,12 @@ def attention(fn: Callable) -> CheckResult:
         "no padding": "softmax(q kᵀ / sqrt(d)) v, the softmax over the last axis (the keys)",
         "large head dimension": "divide the scores by sqrt(d) (d = q.shape[-1]) before the softmax",
         "padded batch": "padding keys get weight 0: set their scores to -inf before the softmax "
-                        "(the mask has shape (batch, length); broadcast it over heads and queries)",
+        "(the mask has shape (batch, length); broadcast it over heads and queries)",
         "one token": "a single token attends only to itself: the output equals v",
     }
-    return compare_to_reference("attention", fn, _reference_attention, cases, hints, rtol=1e-4, atol=1e-6)
+    return compare_to_reference(
+        "attention", fn, _reference_attention, cases, hints, rtol=1e-4, atol=1e-6
+    )
 
 
 def _mask_case(rows: int, length: int, padded_from: int | None, seed: int) -> Case:
@@ -53,13 +60,20 @@ def _mask_case(rows: int, length: int, padded_from: int | None, seed: int) -> Ca
     special = torch.zeros(rows, length, dtype=torch.bool)
     special[:, 0] = special[:, -1] = True
     if padded_from is not None:
-        special[rows // 2:, padded_from:] = True
-    return Case((ids, special, MASK_ID, VOCAB, seed), label=f"{rows} x {length}" + (", half padded" if padded_from else ""))
+        special[rows // 2 :, padded_from:] = True
+    return Case(
+        (ids, special, MASK_ID, VOCAB, seed),
+        label=f"{rows} x {length}" + (", half padded" if padded_from else ""),
+    )
 
 
 def _mask_properties() -> list[Property]:
     def pair(out, case):
-        if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        if not (
+            isinstance(out, (tuple, list))
+            and len(out) == 2
+            and all(isinstance(t, torch.Tensor) for t in out)
+        ):
             return f"expected a pair of tensors (inputs, labels), got {type(out).__name__}"
         if out[0].shape != case.args[0].shape or out[1].shape != case.args[0].shape:
             return f"inputs/labels must have the shape of input_ids {tuple(case.args[0].shape)}"
@@ -95,25 +109,36 @@ def _mask_properties() -> list[Property]:
             return "nothing was chosen"
         masked = (inputs[chosen] == MASK_ID).float().mean().item()
         kept = (inputs[chosen] == ids[chosen]).float().mean().item()
-        for what, got, want in (("replaced by [MASK]", masked, 0.8), ("left unchanged", kept, 0.1),
-                                ("replaced by a random token", 1 - masked - kept, 0.1)):
+        for what, got, want in (
+            ("replaced by [MASK]", masked, 0.8),
+            ("left unchanged", kept, 0.1),
+            ("replaced by a random token", 1 - masked - kept, 0.1),
+        ):
             if abs(got - want) > 5 * math.sqrt(want * (1 - want) / n) + 0.002:
                 return f"{got:.1%} of the chosen positions were {what}, expected {want:.0%}"
         return None
 
     return [
         Property("returns (inputs, labels) shaped like input_ids", pair),
-        Property("labels: the original id where chosen, -100 elsewhere; specials never chosen", labels_right,
-                 "choose with probability 0.15 only where special is False; labels = input_ids where chosen, else -100"),
+        Property(
+            "labels: the original id where chosen, -100 elsewhere; specials never chosen",
+            labels_right,
+            "choose with probability 0.15 only where special is False; "
+            "labels = input_ids where chosen, else -100",
+        ),
         Property("unchosen positions unchanged", untouched),
-        Property("15% chosen; of those 80% [MASK], 10% random, 10% unchanged", rates,
-                 "one Bernoulli(0.15) draw per eligible position; then, among the chosen, 80% -> mask_id, "
-                 "half of the rest -> a random id, the others stay"),
+        Property(
+            "15% chosen; of those 80% [MASK], 10% random, 10% unchanged",
+            rates,
+            "one Bernoulli(0.15) draw per eligible position; then, among the chosen, "
+            "80% -> mask_id, half of the rest -> a random id, the others stay",
+        ),
     ]
 
 
 def mask_tokens(fn: Callable) -> CheckResult:
-    """Exercise 4.2: ``fn(input_ids, special, mask_id, vocab_size, seed) -> (inputs, labels)``, BERT's masking."""
+    """Exercise 4.2: ``fn(input_ids, special, mask_id, vocab_size, seed) -> (inputs, labels)``,
+    BERT's masking."""
     cases = [_mask_case(400, 128, None, 0), _mask_case(600, 96, 40, 1)]
     return check_properties("mask_tokens", fn, cases, _mask_properties())
 
@@ -134,24 +159,43 @@ class _CountingHead(torch.nn.Linear):
 
 
 def gathered_loss(fn: Callable) -> CheckResult:
-    """Exercise 4.3: ``fn(hidden, labels, head)``: the MLM loss with ``head`` applied only at labelled positions."""
+    """Exercise 4.3: ``fn(hidden, labels, head)``: the MLM loss with ``head`` applied only at
+    labelled positions."""
     torch.manual_seed(3)
     g = torch.Generator().manual_seed(3)
     cases = []
-    for b, n, d, v, p, label in ((2, 6, 8, 20, 0.5, "small batch"), (4, 16, 12, 50, 0.15, "15% labelled"),
-                                 (3, 5, 8, 30, 0.0, "one labelled position")):
+    for b, n, d, v, p, label in (
+        (2, 6, 8, 20, 0.5, "small batch"),
+        (4, 16, 12, 50, 0.15, "15% labelled"),
+        (3, 5, 8, 30, 0.0, "one labelled position"),
+    ):
         labels = torch.randint(v, (b, n), generator=g)
         keep = torch.rand(b, n, generator=g) < p
         keep[0, 1] = True
-        cases.append(Case((torch.randn(b, n, d, generator=g), labels.masked_fill(~keep, -100), torch.nn.Linear(d, v)),
-                          label=label))
+        cases.append(
+            Case(
+                (
+                    torch.randn(b, n, d, generator=g),
+                    labels.masked_fill(~keep, -100),
+                    torch.nn.Linear(d, v),
+                ),
+                label=label,
+            )
+        )
     hints = {
-        "small batch": "select the rows hidden[labels != -100] first, apply the head to them, then cross-entropy "
-                       "against labels[labels != -100] (the mean over chosen positions only)",
+        "small batch": (
+            "select the rows hidden[labels != -100] first, apply the head to them, "
+            "then cross-entropy against labels[labels != -100] "
+            "(the mean over chosen positions only)"
+        ),
         "one labelled position": "with one label the loss is that position's cross-entropy alone",
     }
-    with contextlib.redirect_stdout(io.StringIO()) as printed:  # one line per check: the verdict below
-        result = compare_to_reference("gathered_loss", fn, _reference_gathered, cases, hints, rtol=1e-5, atol=1e-6)
+    with contextlib.redirect_stdout(
+        io.StringIO()
+    ) as printed:  # one line per check: the verdict below
+        result = compare_to_reference(
+            "gathered_loss", fn, _reference_gathered, cases, hints, rtol=1e-5, atol=1e-6
+        )
     if not result:
         print(printed.getvalue(), end="")
         return result
@@ -162,7 +206,15 @@ def gathered_loss(fn: Callable) -> CheckResult:
     fn(hidden, labels, head)
     chosen = int((labels != -100).sum())
     if _CountingHead.rows > chosen:
-        return _report("gathered_loss", False, f"the loss is right, but the head was applied to {_CountingHead.rows} "
-                       f"positions, not just the {chosen} labelled ones\n    hint: index hidden with the boolean "
-                       "mask BEFORE calling head")
-    return _report("gathered_loss", True, f"all {len(cases)} cases match, and the head ran on the {chosen} labelled positions only")
+        return _report(
+            "gathered_loss",
+            False,
+            f"the loss is right, but the head was applied to {_CountingHead.rows} positions, "
+            f"not just the {chosen} labelled ones\n"
+            "    hint: index hidden with the boolean mask BEFORE calling head",
+        )
+    return _report(
+        "gathered_loss",
+        True,
+        f"all {len(cases)} cases match, and the head ran on the {chosen} labelled positions only",
+    )

@@ -1,4 +1,5 @@
 """Self-checks for chapter 2 (word embeddings): ``tlcourse.checks.embeddings.<exercise>``."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -11,7 +12,8 @@ from . import Case, CheckResult, compare_to_reference
 
 
 def keep_probability(fn: Callable) -> CheckResult:
-    """Exercise 2.1: ``fn(counts, sample) -> keep probability per word`` (word2vec's subsampling)."""
+    """Exercise 2.1: ``fn(counts, sample) -> keep probability per word`` (word2vec's
+    subsampling)."""
     rng = np.random.default_rng(3)
     zipf = (1e5 / np.arange(1, 201) ** 1.1).round()
     cases = [
@@ -21,25 +23,39 @@ def keep_probability(fn: Callable) -> CheckResult:
         Case((np.array([5, 5, 5, 5]), 1e-3), label="equal counts"),
         Case((zipf, 0.0), label="sample = 0 (subsampling off)"),
     ]
-    general = ("f is the relative frequency count / total; keep = (sqrt(f / t) + 1) * t / f, "
-               "capped at 1 (np.minimum), as a float array")
+    general = (
+        "f is the relative frequency count / total; keep = (sqrt(f / t) + 1) * t / f, "
+        "capped at 1 (np.minimum), as a float array"
+    )
     hints = {
         "Zipf-like counts, t = 1e-3": general,
         "random counts, t = 1e-4": general,
-        "three words": "rare words must be kept with probability exactly 1: cap with np.minimum(1, ...)",
-        "equal counts": "with 4 equal words every f is 0.25 - use the relative frequency, not the raw count",
+        "three words": (
+            "rare words must be kept with probability exactly 1: cap with np.minimum(1, ...)"
+        ),
+        "equal counts": (
+            "with 4 equal words every f is 0.25 - use the relative frequency, not the raw count"
+        ),
         "sample = 0 (subsampling off)": "t = 0 means no subsampling: return all ones (avoid 0/0)",
     }
-    return compare_to_reference("keep_probability", fn, embeddings.keep_probability, cases, hints, rtol=1e-6)
+    return compare_to_reference(
+        "keep_probability", fn, embeddings.keep_probability, cases, hints, rtol=1e-6
+    )
 
 
 def _sgns_case(batch: int, k: int, dim: int, seed: int, scale: float = 0.5) -> Case:
     g = torch.Generator().manual_seed(seed)
-    return Case((torch.randn(batch, dim, generator=g) * scale, torch.randn(batch, 1 + k, dim, generator=g) * scale))
+    return Case(
+        (
+            torch.randn(batch, dim, generator=g) * scale,
+            torch.randn(batch, 1 + k, dim, generator=g) * scale,
+        )
+    )
 
 
 def sgns_grads(fn: Callable) -> CheckResult:
-    """Exercise 2.2: ``fn(v, u) -> (loss, grad_v, grad_u)`` for the skip-gram negative-sampling loss."""
+    """Exercise 2.2: ``fn(v, u) -> (loss, grad_v, grad_u)`` for the skip-gram negative-sampling
+    loss."""
     cases = [
         _sgns_case(4, 5, 8, 0),
         _sgns_case(1, 1, 3, 1),
@@ -48,12 +64,24 @@ def sgns_grads(fn: Callable) -> CheckResult:
     ]
     cases[1].label, cases[2].label = "one pair, one noise word", "large vectors"
     hints = {
-        "random input": "loss = -log σ(u_0·v) - Σ_i log σ(-u_i·v); the gradient of each score s = u_j·v is σ(s) - y_j",
-        "one pair, one noise word": "column 0 of u is the context (label 1); columns 1.. are noise (label 0)",
-        "large vectors": "use logsigmoid rather than log(sigmoid(...)) so large scores do not give -inf",
-        "all-zero vectors": "with all-zero vectors every σ is 1/2, the loss is (1 + k) log 2 and the gradients are 0",
+        "random input": (
+            "loss = -log σ(u_0·v) - Σ_i log σ(-u_i·v); "
+            "the gradient of each score s = u_j·v is σ(s) - y_j"
+        ),
+        "one pair, one noise word": (
+            "column 0 of u is the context (label 1); columns 1.. are noise (label 0)"
+        ),
+        "large vectors": (
+            "use logsigmoid rather than log(sigmoid(...)) so large scores do not give -inf"
+        ),
+        "all-zero vectors": (
+            "with all-zero vectors every σ is 1/2, "
+            "the loss is (1 + k) log 2 and the gradients are 0"
+        ),
     }
-    return compare_to_reference("sgns_grads", fn, embeddings.sgns_grads, cases, hints, rtol=1e-4, atol=1e-6)
+    return compare_to_reference(
+        "sgns_grads", fn, embeddings.sgns_grads, cases, hints, rtol=1e-4, atol=1e-6
+    )
 
 
 def _analogy_case(vocab: int, dim: int, queries: int, seed: int, label: str) -> Case:
@@ -64,19 +92,36 @@ def _analogy_case(vocab: int, dim: int, queries: int, seed: int, label: str) -> 
 
 
 def three_cos_add(fn: Callable) -> CheckResult:
-    """Exercise 2.3: ``fn(unit, a, b, c) -> d`` answering analogies by 3CosAdd, excluding a, b and c."""
+    """Exercise 2.3: ``fn(unit, a, b, c) -> d`` answering analogies by 3CosAdd, excluding a, b and
+    c."""
     # A hand-built case in which the best candidate is one of the question words.
-    unit = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]]), dim=1)
+    unit = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]]), dim=1
+    )
     cases = [
         _analogy_case(50, 8, 6, 0, "random vectors"),
         _analogy_case(200, 16, 32, 1, "more random vectors"),
-        Case((unit, torch.tensor([0]), torch.tensor([1]), torch.tensor([3])), label="the nearest word is a question word"),
-        Case((unit, torch.tensor([0, 2]), torch.tensor([2, 0]), torch.tensor([1, 3])), label="two questions at once"),
+        Case(
+            (unit, torch.tensor([0]), torch.tensor([1]), torch.tensor([3])),
+            label="the nearest word is a question word",
+        ),
+        Case(
+            (unit, torch.tensor([0, 2]), torch.tensor([2, 0]), torch.tensor([1, 3])),
+            label="two questions at once",
+        ),
     ]
     hints = {
-        "random vectors": "score every word by (b - a + c) · unit[w]; the vectors are unit length already",
-        "more random vectors": "return one id per question: argmax over the vocabulary axis (dim 1)",
-        "the nearest word is a question word": "set the scores of a, b and c to -inf before the argmax",
-        "two questions at once": "exclude each question's own a, b, c (per row), not all of them for every row",
+        "random vectors": (
+            "score every word by (b - a + c) · unit[w]; the vectors are unit length already"
+        ),
+        "more random vectors": (
+            "return one id per question: argmax over the vocabulary axis (dim 1)"
+        ),
+        "the nearest word is a question word": (
+            "set the scores of a, b and c to -inf before the argmax"
+        ),
+        "two questions at once": (
+            "exclude each question's own a, b, c (per row), not all of them for every row"
+        ),
     }
     return compare_to_reference("three_cos_add", fn, wordvectors.three_cos_add, cases, hints)

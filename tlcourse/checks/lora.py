@@ -1,4 +1,6 @@
-"""Self-checks for chapter 6 (parameter-efficient fine-tuning): ``tlcourse.checks.lora.<exercise>``."""
+"""Self-checks for chapter 6 (parameter-efficient fine-tuning):
+``tlcourse.checks.lora.<exercise>``."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -14,29 +16,52 @@ def _reference_lora(x, weight, bias, A, B, alpha):
 
 
 def lora_forward(fn: Callable) -> CheckResult:
-    """Exercise 6.1: ``fn(x, weight, bias, A, B, alpha)``: ``x W^T + b + (alpha / r) x A^T B^T`` with r = A.shape[0]."""
+    """Exercise 6.1: ``fn(x, weight, bias, A, B, alpha)``: ``x W^T + b + (alpha / r) x A^T B^T``
+    with r = A.shape[0]."""
     g = torch.Generator().manual_seed(6)
 
     def case(n, d_in, d_out, r, alpha, label, zero_b=False):
         B = torch.zeros(d_out, r) if zero_b else torch.randn(d_out, r, generator=g)
-        return Case((torch.randn(n, d_in, generator=g), torch.randn(d_out, d_in, generator=g), torch.randn(d_out, generator=g),
-                     torch.randn(r, d_in, generator=g), B, alpha), label=label)
+        return Case(
+            (
+                torch.randn(n, d_in, generator=g),
+                torch.randn(d_out, d_in, generator=g),
+                torch.randn(d_out, generator=g),
+                torch.randn(r, d_in, generator=g),
+                B,
+                alpha,
+            ),
+            label=label,
+        )
 
     cases = [
         case(4, 6, 5, 2, 4.0, "B = 0 (initialisation)", zero_b=True),
         case(4, 6, 5, 2, 2.0, "alpha = r"),
         case(3, 8, 8, 4, 16.0, "alpha = 4 r"),
         case(5, 10, 3, 1, 1.0, "rank 1"),
-        Case((torch.randn(2, 7, 6, generator=g), torch.randn(5, 6, generator=g), torch.randn(5, generator=g),
-              torch.randn(3, 6, generator=g), torch.randn(5, 3, generator=g), 6.0), label="a batch of sequences"),
+        Case(
+            (
+                torch.randn(2, 7, 6, generator=g),
+                torch.randn(5, 6, generator=g),
+                torch.randn(5, generator=g),
+                torch.randn(3, 6, generator=g),
+                torch.randn(5, 3, generator=g),
+                6.0,
+            ),
+            label="a batch of sequences",
+        ),
     ]
     hints = {
-        "B = 0 (initialisation)": "with B = 0 the output must be exactly the frozen layer's, x W^T + b",
+        "B = 0 (initialisation)": (
+            "with B = 0 the output must be exactly the frozen layer's, x W^T + b"
+        ),
         "alpha = r": "the update is scaled by alpha / r, where r = A.shape[0]",
         "alpha = 4 r": "scale by alpha / r (not alpha, not 1 / r)",
         "a batch of sequences": "x can have leading dimensions: use x @ A.T, not torch.mm",
     }
-    return compare_to_reference("lora_forward", fn, _reference_lora, cases, hints, rtol=1e-4, atol=1e-4)
+    return compare_to_reference(
+        "lora_forward", fn, _reference_lora, cases, hints, rtol=1e-4, atol=1e-4
+    )
 
 
 def _reference_adapter(h, down_w, down_b, up_w, up_b):
@@ -44,44 +69,88 @@ def _reference_adapter(h, down_w, down_b, up_w, up_b):
 
 
 def adapter_forward(fn: Callable) -> CheckResult:
-    """Exercise 6.2: ``fn(h, down_w, down_b, up_w, up_b)``: ``h + up(gelu(down(h)))`` (a Houlsby adapter)."""
+    """Exercise 6.2: ``fn(h, down_w, down_b, up_w, up_b)``: ``h + up(gelu(down(h)))`` (a Houlsby
+    adapter)."""
     g = torch.Generator().manual_seed(7)
 
     def case(shape, m, label, zero_up=False):
         d = shape[-1]
         up_w = torch.zeros(d, m) if zero_up else torch.randn(d, m, generator=g)
         up_b = torch.zeros(d) if zero_up else torch.randn(d, generator=g)
-        return Case((torch.randn(*shape, generator=g), torch.randn(m, d, generator=g), torch.randn(m, generator=g), up_w, up_b),
-                    label=label)
+        return Case(
+            (
+                torch.randn(*shape, generator=g),
+                torch.randn(m, d, generator=g),
+                torch.randn(m, generator=g),
+                up_w,
+                up_b,
+            ),
+            label=label,
+        )
 
-    cases = [case((4, 8), 2, "up-projection zero (initialisation)", zero_up=True), case((4, 8), 2, "random weights"),
-             case((2, 5, 6), 3, "a batch of sequences"), case((3, 4), 1, "bottleneck of one")]
+    cases = [
+        case((4, 8), 2, "up-projection zero (initialisation)", zero_up=True),
+        case((4, 8), 2, "random weights"),
+        case((2, 5, 6), 3, "a batch of sequences"),
+        case((3, 4), 1, "bottleneck of one"),
+    ]
     hints = {
-        "up-projection zero (initialisation)": "with a zero up-projection the adapter is the identity: return h unchanged",
-        "random weights": "down-project, GELU, up-project, and ADD the input (the residual connection)",
+        "up-projection zero (initialisation)": (
+            "with a zero up-projection the adapter is the identity: return h unchanged"
+        ),
+        "random weights": (
+            "down-project, GELU, up-project, and ADD the input (the residual connection)"
+        ),
         "a batch of sequences": "apply the linear maps on the last dimension (h @ W.T + b)",
     }
-    return compare_to_reference("adapter_forward", fn, _reference_adapter, cases, hints, rtol=1e-4, atol=1e-5)
+    return compare_to_reference(
+        "adapter_forward", fn, _reference_adapter, cases, hints, rtol=1e-4, atol=1e-5
+    )
 
 
 def _reference_prompt(prompt, embeds, attention_mask):
     batch, n = embeds.shape[0], prompt.shape[0]
-    return (torch.cat([prompt.expand(batch, -1, -1), embeds], 1),
-            torch.cat([attention_mask.new_ones(batch, n), attention_mask], 1))
+    return (
+        torch.cat([prompt.expand(batch, -1, -1), embeds], 1),
+        torch.cat([attention_mask.new_ones(batch, n), attention_mask], 1),
+    )
 
 
 def prepend_prompt(fn: Callable) -> CheckResult:
-    """Exercise 6.3: ``fn(prompt, embeds, attention_mask) -> (embeds, attention_mask)`` with the soft prompt
-    (``n x d``) in front of every row and ``n`` ones in front of every mask row."""
+    """Exercise 6.3: ``fn(prompt, embeds, attention_mask) -> (embeds, attention_mask)`` with the
+    soft prompt (``n x d``) in front of every row and ``n`` ones in front of every mask row."""
     g = torch.Generator().manual_seed(8)
     padded = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     cases = [
-        Case((torch.randn(3, 4, generator=g), torch.randn(2, 4, 4, generator=g), torch.ones(2, 4, dtype=torch.long)), label="no padding"),
-        Case((torch.randn(3, 4, generator=g), torch.randn(2, 4, 4, generator=g), padded), label="padded batch"),
-        Case((torch.randn(1, 6, generator=g), torch.randn(1, 5, 6, generator=g), torch.ones(1, 5, dtype=torch.long)), label="one prompt vector"),
+        Case(
+            (
+                torch.randn(3, 4, generator=g),
+                torch.randn(2, 4, 4, generator=g),
+                torch.ones(2, 4, dtype=torch.long),
+            ),
+            label="no padding",
+        ),
+        Case(
+            (torch.randn(3, 4, generator=g), torch.randn(2, 4, 4, generator=g), padded),
+            label="padded batch",
+        ),
+        Case(
+            (
+                torch.randn(1, 6, generator=g),
+                torch.randn(1, 5, 6, generator=g),
+                torch.ones(1, 5, dtype=torch.long),
+            ),
+            label="one prompt vector",
+        ),
     ]
     hints = {
-        "no padding": "concatenate along the sequence axis (dim 1), the prompt first, repeated for every row of the batch",
-        "padded batch": "the prompt is never padding: put ones in front of the mask, keep the row's own zeros after",
+        "no padding": (
+            "concatenate along the sequence axis (dim 1), "
+            "the prompt first, repeated for every row of the batch"
+        ),
+        "padded batch": (
+            "the prompt is never padding: "
+            "put ones in front of the mask, keep the row's own zeros after"
+        ),
     }
     return compare_to_reference("prepend_prompt", fn, _reference_prompt, cases, hints)

@@ -1,4 +1,5 @@
 """Self-checks for chapter 7 (meta-learning): ``tlcourse.checks.meta.<exercise>``."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -10,7 +11,9 @@ from . import Case, CheckResult, Property, check_properties, compare_to_referenc
 
 def _labels(classes: int, per_class: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.arange(classes).repeat_interleave(per_class)[torch.randperm(classes * per_class, generator=g)]
+    return torch.arange(classes).repeat_interleave(per_class)[
+        torch.randperm(classes * per_class, generator=g)
+    ]
 
 
 def _as_index(x) -> torch.Tensor | None:
@@ -26,16 +29,24 @@ def _episode_problem(out, case: Case) -> str | None:
     if support is None or query is None:
         return "support and query must be 1-D integer tensors of image indices"
     if support.shape != (n_way * k_shot,) or query.shape != (n_way * n_query,):
-        return (f"expected {n_way * k_shot} support and {n_way * n_query} query indices, got "
-                f"{tuple(support.shape)} and {tuple(query.shape)}")
+        return (
+            f"expected {n_way * k_shot} support and {n_way * n_query} query indices, got "
+            f"{tuple(support.shape)} and {tuple(query.shape)}"
+        )
     if len(set(support.tolist()) | set(query.tolist())) != len(support) + len(query):
-        return "an image index appears twice (within the support set, within the query set, or in both)"
+        return (
+            "an image index appears twice (within the support set, "
+            "within the query set, or in both)"
+        )
     s_cls, q_cls = labels[support].view(n_way, k_shot), labels[query].view(n_way, n_query)
     for i in range(n_way):
         if len(set(s_cls[i].tolist())) != 1 or len(set(q_cls[i].tolist())) != 1:
             return f"block {i} (episode class {i}) mixes images of several classes"
         if s_cls[i, 0] != q_cls[i, 0]:
-            return f"episode class {i} is class {int(s_cls[i, 0])} in the support set but {int(q_cls[i, 0])} in the query set"
+            return (
+                f"episode class {i} is class {int(s_cls[i, 0])} in "
+                f"the support set but {int(q_cls[i, 0])} in the query set"
+            )
     if len(set(s_cls[:, 0].tolist())) != n_way:
         return "the same class was drawn twice: an episode needs n_way different classes"
     return None
@@ -43,27 +54,45 @@ def _episode_problem(out, case: Case) -> str | None:
 
 def sample_episode(fn: Callable) -> CheckResult:
     """Exercise 7.1: ``fn(labels, n_way, k_shot, n_query, seed) -> (support, query)`` image indices,
-    class by class (episode class 0's images first), disjoint, N different classes, reproducible per seed."""
-    cases = [Case((_labels(10, 6, 0), 5, 1, 3, 0), label="5-way 1-shot from 10 classes"),
-             Case((_labels(6, 8, 1), 3, 5, 3, 7), label="3-way 5-shot, every image of a class used"),
-             Case((_labels(5, 20, 2), 5, 2, 4, 3), label="as many classes as ways")]
+    class by class (episode class 0's images first), disjoint, N different classes, reproducible per
+    seed."""
+    cases = [
+        Case((_labels(10, 6, 0), 5, 1, 3, 0), label="5-way 1-shot from 10 classes"),
+        Case((_labels(6, 8, 1), 3, 5, 3, 7), label="3-way 5-shot, every image of a class used"),
+        Case((_labels(5, 20, 2), 5, 2, 4, 3), label="as many classes as ways"),
+    ]
 
     def varies_with_seed(out, case: Case) -> str | None:
         labels, n_way, k_shot, n_query, seed = case.args
         drawn = set()
         for s in range(seed, seed + 6):
             try:
-                drawn.add(tuple(torch.as_tensor(fn(labels.clone(), n_way, k_shot, n_query, s)[0]).tolist()))
+                drawn.add(
+                    tuple(
+                        torch.as_tensor(fn(labels.clone(), n_way, k_shot, n_query, s)[0]).tolist()
+                    )
+                )
             except Exception as err:  # noqa: BLE001 - a student's bug becomes a hint
                 return f"raised {type(err).__name__} for seed {s}: {err}"
-        return None if len(drawn) > 1 else "six different seeds gave the same episode: draw the classes and images at random"
+        return (
+            None
+            if len(drawn) > 1
+            else "six different seeds gave the same episode: draw the classes and images at random"
+        )
 
     properties = [
-        Property("a valid N-way K-shot episode", _episode_problem,
-                 "draw n_way distinct classes (without replacement); for each, draw k_shot + n_query distinct images "
-                 "of that class and split them; concatenate the blocks class by class"),
-        Property("a new episode for a new seed", varies_with_seed,
-                 "use torch.Generator().manual_seed(seed) and pass it to torch.randperm"),
+        Property(
+            "a valid N-way K-shot episode",
+            _episode_problem,
+            "draw n_way distinct classes (without replacement); "
+            "for each, draw k_shot + n_query distinct images of that class and split them; "
+            "concatenate the blocks class by class",
+        ),
+        Property(
+            "a new episode for a new seed",
+            varies_with_seed,
+            "use torch.Generator().manual_seed(seed) and pass it to torch.randperm",
+        ),
     ]
     return check_properties("sample_episode", fn, cases, properties)
 
@@ -75,24 +104,63 @@ def _reference_proto(support, support_labels, query, n_way):
 
 
 def proto_logits(fn: Callable) -> CheckResult:
-    """Exercise 7.2: ``fn(support, support_labels, query, n_way)``: negative squared Euclidean distances
-    from every query embedding to every class's prototype (the mean of its support embeddings)."""
+    """Exercise 7.2: ``fn(support, support_labels, query, n_way)``: negative squared Euclidean
+    distances from every query embedding to every class's prototype (the mean of its support
+    embeddings)."""
     g = torch.Generator().manual_seed(9)
     cases = [
-        Case((torch.randn(3, 4, generator=g), torch.tensor([0, 1, 2]), torch.randn(5, 4, generator=g), 3), label="one shot"),
-        Case((torch.randn(6, 3, generator=g), torch.tensor([0, 0, 1, 1, 2, 2]), torch.randn(4, 3, generator=g), 3),
-             label="two shots, classes in order"),
-        Case((torch.randn(6, 5, generator=g), torch.tensor([2, 0, 1, 0, 2, 1]), torch.randn(2, 5, generator=g), 3),
-             label="two shots, classes shuffled"),
-        Case((torch.randn(8, 2, generator=g), torch.tensor([1, 0, 1, 0, 1, 0, 1, 0]), torch.randn(3, 2, generator=g), 2),
-             label="four shots"),
+        Case(
+            (
+                torch.randn(3, 4, generator=g),
+                torch.tensor([0, 1, 2]),
+                torch.randn(5, 4, generator=g),
+                3,
+            ),
+            label="one shot",
+        ),
+        Case(
+            (
+                torch.randn(6, 3, generator=g),
+                torch.tensor([0, 0, 1, 1, 2, 2]),
+                torch.randn(4, 3, generator=g),
+                3,
+            ),
+            label="two shots, classes in order",
+        ),
+        Case(
+            (
+                torch.randn(6, 5, generator=g),
+                torch.tensor([2, 0, 1, 0, 2, 1]),
+                torch.randn(2, 5, generator=g),
+                3,
+            ),
+            label="two shots, classes shuffled",
+        ),
+        Case(
+            (
+                torch.randn(8, 2, generator=g),
+                torch.tensor([1, 0, 1, 0, 1, 0, 1, 0]),
+                torch.randn(3, 2, generator=g),
+                2,
+            ),
+            label="four shots",
+        ),
     ]
     hints = {
-        "one shot": "with one example per class the prototype is that example; the logit is -||q - c||^2 (squared, negated)",
-        "two shots, classes in order": "the prototype is the MEAN of the class's support embeddings",
-        "two shots, classes shuffled": "group the support embeddings by their label, not by their position",
+        "one shot": (
+            "with one example per class the prototype is that example; "
+            "the logit is -||q - c||^2 (squared, negated)"
+        ),
+        "two shots, classes in order": (
+            "the prototype is the MEAN of the class's support embeddings"
+        ),
+        "two shots, classes shuffled": (
+            "group the support embeddings by their label, not by their position"
+        ),
     }
-    return compare_to_reference("proto_logits", fn, _reference_proto, cases, hints, rtol=1e-4, atol=1e-5)
+    return compare_to_reference(
+        "proto_logits", fn, _reference_proto, cases, hints, rtol=1e-4, atol=1e-5
+    )
 
 
 def _reference_maml(w, xs, ys, xq, yq, alpha):
@@ -105,21 +173,44 @@ def _reference_maml(w, xs, ys, xq, yq, alpha):
 
 
 def maml_gradient(fn: Callable) -> CheckResult:
-    """Exercise 7.3: ``fn(w, xs, ys, xq, yq, alpha)``: for the linear model ``x @ w`` with mean squared error,
-    the gradient with respect to ``w`` of the query loss after one inner step ``w' = w - alpha grad L_support(w)``,
-    differentiating through the inner step (second-order MAML)."""
+    """Exercise 7.3: ``fn(w, xs, ys, xq, yq, alpha)``: for the linear model ``x @ w`` with mean
+    squared error, the gradient with respect to ``w`` of the query loss after one inner step
+    ``w' = w - alpha grad L_support(w)``, differentiating through the inner step (second-order
+    MAML)."""
     g = torch.Generator().manual_seed(10)
 
     def case(n_s, n_q, d, alpha, label):
-        return Case((torch.randn(d, generator=g), torch.randn(n_s, d, generator=g), torch.randn(n_s, generator=g),
-                     torch.randn(n_q, d, generator=g), torch.randn(n_q, generator=g), alpha), label=label)
+        return Case(
+            (
+                torch.randn(d, generator=g),
+                torch.randn(n_s, d, generator=g),
+                torch.randn(n_s, generator=g),
+                torch.randn(n_q, d, generator=g),
+                torch.randn(n_q, generator=g),
+                alpha,
+            ),
+            label=label,
+        )
 
-    cases = [case(4, 6, 3, 0.0, "alpha = 0 (no adaptation)"), case(5, 5, 3, 0.1, "one inner step"),
-             case(10, 8, 4, 0.3, "a large inner step"), case(2, 3, 5, 0.05, "fewer support points than weights")]
+    cases = [
+        case(4, 6, 3, 0.0, "alpha = 0 (no adaptation)"),
+        case(5, 5, 3, 0.1, "one inner step"),
+        case(10, 8, 4, 0.3, "a large inner step"),
+        case(2, 3, 5, 0.05, "fewer support points than weights"),
+    ]
     hints = {
-        "alpha = 0 (no adaptation)": "with alpha = 0 the answer is the gradient of the query loss at w itself",
-        "one inner step": "evaluate the query loss at the ADAPTED weights w - alpha * grad, and keep the graph of the "
-                          "inner gradient (torch.autograd.grad(..., create_graph=True)) so that the Hessian term counts",
-        "a large inner step": "the second-order term matters most for large alpha: do not detach the inner gradient",
+        "alpha = 0 (no adaptation)": (
+            "with alpha = 0 the answer is the gradient of the query loss at w itself"
+        ),
+        "one inner step": (
+            "evaluate the query loss at the ADAPTED weights w - alpha * grad, "
+            "and keep the graph of the inner gradient "
+            "(torch.autograd.grad(..., create_graph=True)) so that the Hessian term counts"
+        ),
+        "a large inner step": (
+            "the second-order term matters most for large alpha: do not detach the inner gradient"
+        ),
     }
-    return compare_to_reference("maml_gradient", fn, _reference_maml, cases, hints, rtol=1e-4, atol=1e-5)
+    return compare_to_reference(
+        "maml_gradient", fn, _reference_maml, cases, hints, rtol=1e-4, atol=1e-5
+    )

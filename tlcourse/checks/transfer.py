@@ -1,43 +1,69 @@
-"""Self-checks for chapter 1 (What is transfer learning?): ``tlcourse.checks.transfer.<exercise>``."""
+"""Self-checks for chapter 1 (What is transfer learning?):
+``tlcourse.checks.transfer.<exercise>``."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .. import transfer
+from .. import bow
 from . import Case, CheckResult, Property, _report, check_properties, compare_to_reference
 
 
-def _corpus(rng: np.random.Generator, vocab: list[str], n_texts: int, zipf: float = 1.3) -> list[list[str]]:
+def _corpus(
+    rng: np.random.Generator, vocab: list[str], n_texts: int, zipf: float = 1.3
+) -> list[list[str]]:
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** zipf
     weights /= weights.sum()
-    return [[str(w) for w in rng.choice(vocab, size=int(rng.integers(1, 9)), p=weights)] for _ in range(n_texts)]
+    return [
+        [str(w) for w in rng.choice(vocab, size=int(rng.integers(1, 9)), p=weights)]
+        for _ in range(n_texts)
+    ]
 
 
 def js_divergence(fn: Callable) -> CheckResult:
-    """Exercise 1.1: ``fn(texts_a, texts_b) -> float``, the unigram Jensen-Shannon divergence in bits."""
+    """Exercise 1.1: ``fn(texts_a, texts_b) -> float``, the unigram Jensen-Shannon divergence in
+    bits."""
     rng = np.random.default_rng(1)
     words = [f"w{i}" for i in range(30)]
     cases = [
         Case((_corpus(rng, words, 20), _corpus(rng, words, 25)), label="random corpora"),
-        Case((_corpus(rng, words[:20], 40), _corpus(rng, words[10:], 10)), label="random corpora, partly shared words"),
-        Case(([["the", "cat"], ["the", "mat"]], [["the", "cat"], ["the", "mat"]]), label="identical corpora"),
+        Case(
+            (_corpus(rng, words[:20], 40), _corpus(rng, words[10:], 10)),
+            label="random corpora, partly shared words",
+        ),
+        Case(
+            ([["the", "cat"], ["the", "mat"]], [["the", "cat"], ["the", "mat"]]),
+            label="identical corpora",
+        ),
         Case(([["a", "b"]], [["c"], ["d", "d"]]), label="no word in common"),
         Case(([["a", "a", "a", "b"]], [["a"], ["b"]]), label="same words, different frequencies"),
         Case(([["x"] * 50 + ["y"]], [["x", "y"] * 3]), label="very different corpus sizes"),
     ]
-    general = ("follow the equation step by step: count words per corpus, divide by that corpus's token count, "
-               "M = (P + Q) / 2 over the union of words, KL terms in log base 2, skip terms where P (or Q) is 0")
+    general = (
+        "follow the equation step by step: count words per corpus, "
+        "divide by that corpus's token count, M = (P + Q) / 2 over the union of words, "
+        "KL terms in log base 2, skip terms where P (or Q) is 0"
+    )
     hints = {
         "random corpora": general,
         "random corpora, partly shared words": general,
         "identical corpora": "the divergence of a distribution from itself is 0",
-        "no word in common": "with no shared word JS is exactly 1 bit: use log base 2 and the mixture M = (P + Q) / 2",
-        "same words, different frequencies": "normalise counts to probabilities per corpus (P sums to 1, Q sums to 1)",
-        "very different corpus sizes": "normalise each corpus by its own token count, not by the total of both",
+        "no word in common": (
+            "with no shared word JS is exactly 1 bit: "
+            "use log base 2 and the mixture M = (P + Q) / 2"
+        ),
+        "same words, different frequencies": (
+            "normalise counts to probabilities per corpus (P sums to 1, Q sums to 1)"
+        ),
+        "very different corpus sizes": (
+            "normalise each corpus by its own token count, not by the total of both"
+        ),
     }
-    return compare_to_reference("js_divergence", fn, transfer.unigram_js_divergence, cases, hints, rtol=1e-6, atol=1e-9)
+    return compare_to_reference(
+        "js_divergence", fn, bow.unigram_js_divergence, cases, hints, rtol=1e-6, atol=1e-9
+    )
 
 
 def _budget_properties() -> list[Property]:
@@ -67,9 +93,14 @@ def _budget_properties() -> list[Property]:
         for b, idx in out.items():
             counts = np.array([(labels[np.asarray(idx)] == c).sum() for c in classes])
             # As balanced as possible: a class may have fewer only when it has run out of rows.
-            short = [c for c, k, a in zip(classes, counts, available) if k < counts.max() - 1 and k < a]
+            short = [
+                c for c, k, a in zip(classes, counts, available) if k < counts.max() - 1 and k < a
+            ]
             if short:
-                return f"budget {b}: class counts {dict(zip(classes.tolist(), counts.tolist()))} are not balanced"
+                return (
+                    f"budget {b}: class counts {dict(zip(classes.tolist(), counts.tolist()))} "
+                    "are not balanced"
+                )
         return None
 
     def nested(out: Any, case: Case) -> str | None:
@@ -83,18 +114,35 @@ def _budget_properties() -> list[Property]:
         Property("a dict with one entry per budget", keys),
         Property("the right number of distinct, valid row indices", sizes),
         Property("class-balanced", balanced, "take rows from the classes in turn (round robin)"),
-        Property("nested budgets", nested, "draw ONE random order per seed and take its first b rows for budget b"),
+        Property(
+            "nested budgets",
+            nested,
+            "draw ONE random order per seed and take its first b rows for budget b",
+        ),
     ]
 
 
 def label_budgets(fn: Callable) -> CheckResult:
-    """Exercise 1.2: ``fn(labels, budgets, seed) -> {budget: row indices}`` (balanced, nested, seeded)."""
+    """Exercise 1.2: ``fn(labels, budgets, seed) -> {budget: row indices}``
+    (balanced, nested, seeded)."""
     rng = np.random.default_rng(2)
     cases = [
-        Case(kwargs=dict(labels=rng.integers(0, 2, 100).tolist(), budgets=[4, 10, 50], seed=0), label="two classes"),
-        Case(kwargs=dict(labels=rng.integers(0, 4, 200).tolist(), budgets=[8, 20, 40, 100], seed=3), label="four classes"),
-        Case(kwargs=dict(labels=[0] * 90 + [1] * 10, budgets=[6, 30], seed=1), label="imbalanced classes"),
-        Case(kwargs=dict(labels=[1, 0, 1, 0, 1], budgets=[1, 5], seed=7), label="tiny set, budget = all rows"),
+        Case(
+            kwargs=dict(labels=rng.integers(0, 2, 100).tolist(), budgets=[4, 10, 50], seed=0),
+            label="two classes",
+        ),
+        Case(
+            kwargs=dict(labels=rng.integers(0, 4, 200).tolist(), budgets=[8, 20, 40, 100], seed=3),
+            label="four classes",
+        ),
+        Case(
+            kwargs=dict(labels=[0] * 90 + [1] * 10, budgets=[6, 30], seed=1),
+            label="imbalanced classes",
+        ),
+        Case(
+            kwargs=dict(labels=[1, 0, 1, 0, 1], budgets=[1, 5], seed=7),
+            label="tiny set, budget = all rows",
+        ),
     ]
     result = check_properties("label_budgets", fn, cases, _budget_properties())
     if not result:
@@ -102,7 +150,11 @@ def label_budgets(fn: Callable) -> CheckResult:
     a = fn(labels=[0, 1] * 50, budgets=[20], seed=0)
     b = fn(labels=[0, 1] * 50, budgets=[20], seed=1)
     if np.array_equal(np.sort(np.asarray(a[20])), np.sort(np.asarray(b[20]))):
-        return _report("label_budgets", False, "seeds 0 and 1 chose the same rows: the seed must change the draw")
+        return _report(
+            "label_budgets",
+            False,
+            "seeds 0 and 1 chose the same rows: the seed must change the draw",
+        )
     return result
 
 
@@ -114,37 +166,85 @@ AXES = {
 }
 # Accepted answers per scenario and axis (None: the axis does not decide this case).
 _ACCEPT: dict[str, dict[str, tuple[str, ...] | None]] = {
-    "resnet_to_xrays": {"differs": ("inductive",), "transfers": ("parameters", "representations"), "when": ("sequential",)},
-    "bert_to_task": {"differs": ("inductive",), "transfers": ("parameters", "representations"), "when": ("sequential",)},
-    "english_to_swahili": {"differs": ("domain adaptation",), "transfers": ("parameters", "representations"), "when": ("sequential",)},
-    "t5_flan": {"differs": ("inductive",), "transfers": ("parameters", "representations"), "when": ("simultaneous",)},
+    "resnet_to_xrays": {
+        "differs": ("inductive",),
+        "transfers": ("parameters", "representations"),
+        "when": ("sequential",),
+    },
+    "bert_to_task": {
+        "differs": ("inductive",),
+        "transfers": ("parameters", "representations"),
+        "when": ("sequential",),
+    },
+    "english_to_swahili": {
+        "differs": ("domain adaptation",),
+        "transfers": ("parameters", "representations"),
+        "when": ("sequential",),
+    },
+    "t5_flan": {
+        "differs": ("inductive",),
+        "transfers": ("parameters", "representations"),
+        "when": ("simultaneous",),
+    },
     "gpt4_to_small_model": {"differs": None, "transfers": ("knowledge",), "when": ("sequential",)},
-    "sst2_to_amazon": {"differs": ("domain adaptation",), "transfers": ("parameters",), "when": ("sequential",)},
+    "sst2_to_amazon": {
+        "differs": ("domain adaptation",),
+        "transfers": ("parameters",),
+        "when": ("sequential",),
+    },
 }
 _HINTS = {
-    "differs": "does the label set / P(Y|X) change (a new task), or only the inputs X and P(X) (same task, new domain)?",
-    "transfers": "what crosses over: chosen source examples, learned features, the weights themselves, or the model's outputs?",
-    "when": "is the source learned before the target, together with it, or as one of a stream of tasks?",
+    "differs": (
+        "does the label set / P(Y|X) change (a new task), "
+        "or only the inputs X and P(X) (same task, new domain)?"
+    ),
+    "transfers": (
+        "what crosses over: chosen source examples, learned features, "
+        "the weights themselves, or the model's outputs?"
+    ),
+    "when": (
+        "is the source learned before the target, together with it, or as one of a stream of tasks?"
+    ),
 }
 SCENARIOS = tuple(_ACCEPT)
 
 
 def taxonomy(answers: Mapping[str, Mapping[str, str]]) -> CheckResult:
-    """Exercise 1.3: ``answers[scenario][axis]`` for every scenario in ``SCENARIOS`` and axis in ``AXES``."""
+    """Exercise 1.3: ``answers[scenario][axis]`` for every scenario in ``SCENARIOS`` and axis in
+    ``AXES``."""
     if not isinstance(answers, Mapping):
-        return _report("taxonomy", False, f"expected a dict scenario -> {{axis: answer}}, got {type(answers).__name__}")
+        return _report(
+            "taxonomy",
+            False,
+            f"expected a dict scenario -> {{axis: answer}}, got {type(answers).__name__}",
+        )
     missing = [s for s in SCENARIOS if s not in answers]
     if missing:
-        return _report("taxonomy", False, f"no answer yet for: {', '.join(missing)} (scenarios: {', '.join(SCENARIOS)})")
+        return _report(
+            "taxonomy",
+            False,
+            f"no answer yet for: {', '.join(missing)} (scenarios: {', '.join(SCENARIOS)})",
+        )
     problems = []
     for scenario, accepted in _ACCEPT.items():
         given = answers[scenario]
         for axis, options in AXES.items():
             value = str(given.get(axis, "")).strip().lower() if isinstance(given, Mapping) else ""
             if value not in options:
-                problems.append(f"{scenario}.{axis}: {value or '(missing)'!r} is not one of {', '.join(options)}")
+                problems.append(
+                    f"{scenario}.{axis}: {value or '(missing)'!r} "
+                    f"is not one of {', '.join(options)}"
+                )
             elif accepted[axis] is not None and value not in accepted[axis]:
                 problems.append(f"{scenario}.{axis}: reconsider - {_HINTS[axis]}")
     if problems:
-        return _report("taxonomy", False, f"{len(problems)} answer(s) to revisit:\n    " + "\n    ".join(problems))
-    return _report("taxonomy", True, f"all {len(SCENARIOS)} scenarios placed consistently with the chapter's table")
+        return _report(
+            "taxonomy",
+            False,
+            f"{len(problems)} answer(s) to revisit:\n    " + "\n    ".join(problems),
+        )
+    return _report(
+        "taxonomy",
+        True,
+        f"all {len(SCENARIOS)} scenarios placed consistently with the chapter's table",
+    )

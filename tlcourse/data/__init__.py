@@ -4,13 +4,18 @@ Resolution order (CONVENTIONS.md, "Data and models"): the data directory (``data
 :func:`set_data_dir`, or ``$TLCOURSE_DATA``, laid out as the course's shared data folder), then the
 Hugging Face hub when online and a reliable copy exists (normalised to the same columns and labels),
 then a :class:`DataNotFoundError` saying what to set. Local files are checked against the sha256 of
-their ``SOURCE.md`` (:class:`DataCorruptError` on a mismatch). Everything is built in memory; the hub
-fallback caches under :func:`cache_dir` only. Parsed files are cached for the process.
+their ``SOURCE.md`` (:class:`DataCorruptError` on a mismatch). Everything is built in memory; the
+hub fallback caches under :func:`cache_dir` only. Parsed files are cached for the process.
+
+Label budgets (:mod:`tlcourse.data.subsets`): :func:`label_budget_indices` and :func:`budget_subset`
+draw class-balanced, nested, seeded training subsets; :func:`stratified_split` a balanced test
+split.
 
 >>> from tlcourse import data
 >>> data.load("sst2")["train"][0]          # doctest: +SKIP
 {'sentence': 'hide new secretions from the parental units ', 'label': 0}
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +34,15 @@ from ._paths import (
     hub_offline,
     set_data_dir,
 )
-from .lexical import ANALOGY_HUB, SIMILARITY_HUB, SIMILARITY_SETS, load_analogy, load_word_similarity
+from .lexical import (
+    ANALOGY_HUB,
+    SIMILARITY_HUB,
+    SIMILARITY_SETS,
+    load_analogy,
+    load_word_similarity,
+)
 from .omniglot import OMNIGLOT_HUB, OMNIGLOT_PARTS, load_omniglot
+from .subsets import budget_subset, label_budget_indices, label_order, stratified_split
 from .text import (
     AG_NEWS_HUB,
     AG_NEWS_LABELS,
@@ -74,33 +86,123 @@ def _bind(loader: Callable[..., Any], first: str) -> Callable[..., Any]:
     return call
 
 
-REGISTRY: dict[str, Entry] = {e.name: e for e in [
-    Entry("sst2", load_sst2, "sst2", SST2_HUB, "Socher et al. 2013; Wang et al. 2019 (GLUE)", "research use"),
-    Entry("uci_sentiment", load_uci_sentiment, "sentiment_labelled_sentences", UCI_HUB,
-          "Kotzias et al. 2015", "CC BY 4.0"),
-    Entry("ag_news", load_ag_news, "ag_news_subset", AG_NEWS_HUB, "Zhang, Zhao & LeCun 2015",
-          "non-commercial research use"),
-    Entry("rte", load_rte, "glue_rte", RTE_HUB, "Dagan et al. 2006 ... Bentivogli et al. 2009; Wang et al. 2019",
-          "research use"),
-    Entry("gutenberg", _bind(load_text, "gutenberg"), "gutenberg_selection", GUTENBERG_HUB,
-          "Project Gutenberg via NLTK (Bird, Klein & Loper 2009)", "public domain"),
-    Entry("wikitext2", _bind(load_text, "wikitext2"), "wikitext2", WIKITEXT2_HUB, "Merity et al. 2017",
-          "CC BY-SA 3.0"),
-    Entry("tinyshakespeare", _bind(load_text, "tinyshakespeare"), "tinyshakespeare", TINYSHAKESPEARE_HUB,
-          "Karpathy 2015 (char-rnn)", "public domain"),
-    Entry("analogy", load_analogy, "word_embedding_eval/google_analogy", ANALOGY_HUB, "Mikolov et al. 2013",
-          "Apache-2.0"),
-    Entry("wordsim353", _bind(load_word_similarity, "wordsim353"), "word_embedding_eval/wordsim353",
-          SIMILARITY_HUB, "Finkelstein et al. 2002", "research use"),
-    Entry("simlex999", _bind(load_word_similarity, "simlex999"), "word_embedding_eval/SimLex-999",
-          SIMILARITY_HUB, "Hill, Reichart & Korhonen 2015", "research use"),
-    Entry("men", _bind(load_word_similarity, "men"), "word_embedding_eval/MEN", SIMILARITY_HUB,
-          "Bruni, Tran & Baroni 2014", "CC BY 2.0"),
-    Entry("ud", load_ud, "ud_treebanks, ud_pud_parallel", ud_hub("<treebank>"),
-          "Nivre et al. 2020 (UD v2); Zeman et al. 2017 (PUD)", "CC BY-SA 4.0 / 3.0"),
-    Entry("pud_parallel", load_pud_parallel, "ud_pud_parallel", PARALLEL_HUB, "Zeman et al. 2017", "CC BY-SA 3.0"),
-    Entry("omniglot", load_omniglot, "omniglot", OMNIGLOT_HUB, "Lake, Salakhutdinov & Tenenbaum 2015", "MIT"),
-]}
+REGISTRY: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        Entry(
+            "sst2",
+            load_sst2,
+            "sst2",
+            SST2_HUB,
+            "Socher et al. 2013; Wang et al. 2019 (GLUE)",
+            "research use",
+        ),
+        Entry(
+            "uci_sentiment",
+            load_uci_sentiment,
+            "sentiment_labelled_sentences",
+            UCI_HUB,
+            "Kotzias et al. 2015",
+            "CC BY 4.0",
+        ),
+        Entry(
+            "ag_news",
+            load_ag_news,
+            "ag_news_subset",
+            AG_NEWS_HUB,
+            "Zhang, Zhao & LeCun 2015",
+            "non-commercial research use",
+        ),
+        Entry(
+            "rte",
+            load_rte,
+            "glue_rte",
+            RTE_HUB,
+            "Dagan et al. 2006 ... Bentivogli et al. 2009; Wang et al. 2019",
+            "research use",
+        ),
+        Entry(
+            "gutenberg",
+            _bind(load_text, "gutenberg"),
+            "gutenberg_selection",
+            GUTENBERG_HUB,
+            "Project Gutenberg via NLTK (Bird, Klein & Loper 2009)",
+            "public domain",
+        ),
+        Entry(
+            "wikitext2",
+            _bind(load_text, "wikitext2"),
+            "wikitext2",
+            WIKITEXT2_HUB,
+            "Merity et al. 2017",
+            "CC BY-SA 3.0",
+        ),
+        Entry(
+            "tinyshakespeare",
+            _bind(load_text, "tinyshakespeare"),
+            "tinyshakespeare",
+            TINYSHAKESPEARE_HUB,
+            "Karpathy 2015 (char-rnn)",
+            "public domain",
+        ),
+        Entry(
+            "analogy",
+            load_analogy,
+            "word_embedding_eval/google_analogy",
+            ANALOGY_HUB,
+            "Mikolov et al. 2013",
+            "Apache-2.0",
+        ),
+        Entry(
+            "wordsim353",
+            _bind(load_word_similarity, "wordsim353"),
+            "word_embedding_eval/wordsim353",
+            SIMILARITY_HUB,
+            "Finkelstein et al. 2002",
+            "research use",
+        ),
+        Entry(
+            "simlex999",
+            _bind(load_word_similarity, "simlex999"),
+            "word_embedding_eval/SimLex-999",
+            SIMILARITY_HUB,
+            "Hill, Reichart & Korhonen 2015",
+            "research use",
+        ),
+        Entry(
+            "men",
+            _bind(load_word_similarity, "men"),
+            "word_embedding_eval/MEN",
+            SIMILARITY_HUB,
+            "Bruni, Tran & Baroni 2014",
+            "CC BY 2.0",
+        ),
+        Entry(
+            "ud",
+            load_ud,
+            "ud_treebanks, ud_pud_parallel",
+            ud_hub("<treebank>"),
+            "Nivre et al. 2020 (UD v2); Zeman et al. 2017 (PUD)",
+            "CC BY-SA 4.0 / 3.0",
+        ),
+        Entry(
+            "pud_parallel",
+            load_pud_parallel,
+            "ud_pud_parallel",
+            PARALLEL_HUB,
+            "Zeman et al. 2017",
+            "CC BY-SA 3.0",
+        ),
+        Entry(
+            "omniglot",
+            load_omniglot,
+            "omniglot",
+            OMNIGLOT_HUB,
+            "Lake, Salakhutdinov & Tenenbaum 2015",
+            "MIT",
+        ),
+    ]
+}
 
 
 def available() -> list[str]:
@@ -109,7 +211,8 @@ def available() -> list[str]:
 
 
 def load(name: str, **kwargs: Any) -> Any:
-    """Load a dataset by short name, e.g. ``load("sst2")``, ``load("ud", treebank="en_ewt", split="train")``.
+    """Load a dataset by short name, e.g. ``load("sst2")``,
+    ``load("ud", treebank="en_ewt", split="train")``.
 
     Keyword arguments go to the dataset's loader (``data_dir=`` for all; ``domain=``, ``split=``,
     ``part=``, ... where the loader has them). An unknown name raises :class:`UnknownDataError`
@@ -120,10 +223,41 @@ def load(name: str, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "AG_NEWS_LABELS", "OMNIGLOT_PARTS", "REGISTRY", "RTE_LABELS", "SIMILARITY_SETS", "SST2_LABELS",
-    "TEXT_CORPORA", "TREEBANKS", "UCI_DOMAINS", "UPOS_TAGS",
-    "DataCorruptError", "DataFormatError", "DataNotFoundError", "Entry", "HubSource", "UnknownDataError",
-    "available", "cache_dir", "data_dir", "describe_data_dir", "hub_offline", "load", "load_ag_news", "load_analogy",
-    "load_omniglot", "load_pud_parallel", "load_rte", "load_sst2", "load_text", "load_uci_sentiment",
-    "load_ud", "load_word_similarity", "set_data_dir",
+    "AG_NEWS_LABELS",
+    "OMNIGLOT_PARTS",
+    "REGISTRY",
+    "RTE_LABELS",
+    "SIMILARITY_SETS",
+    "SST2_LABELS",
+    "TEXT_CORPORA",
+    "TREEBANKS",
+    "UCI_DOMAINS",
+    "UPOS_TAGS",
+    "DataCorruptError",
+    "DataFormatError",
+    "DataNotFoundError",
+    "Entry",
+    "HubSource",
+    "UnknownDataError",
+    "available",
+    "budget_subset",
+    "cache_dir",
+    "data_dir",
+    "describe_data_dir",
+    "hub_offline",
+    "label_budget_indices",
+    "label_order",
+    "load",
+    "load_ag_news",
+    "load_analogy",
+    "load_omniglot",
+    "load_pud_parallel",
+    "load_rte",
+    "load_sst2",
+    "load_text",
+    "load_uci_sentiment",
+    "load_ud",
+    "load_word_similarity",
+    "set_data_dir",
+    "stratified_split",
 ]

@@ -5,6 +5,7 @@ directory cannot serve a request, :func:`fetch` calls :func:`datasets.load_datas
 under ``$TLCOURSE_CACHE/hf-datasets`` (nothing is written elsewhere), unless ``HF_HUB_OFFLINE`` or
 ``HF_DATASETS_OFFLINE`` is on; the loader then normalises the hub's columns to its local ones.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from ._paths import (
 
 @dataclass(frozen=True)
 class HubSource:
-    """Where a dataset lives on the Hugging Face hub (``repo`` None: no reliable copy, ``note`` says why)."""
+    """Where a dataset lives on the Hugging Face hub (``repo`` None: no reliable copy, ``note`` says
+    why)."""
 
     repo: str | None
     config: str | None = None
@@ -43,24 +45,47 @@ class HubSource:
         """``repo (config ..., revision ...)``, or ``no reliable hub copy (why)``."""
         if self.repo is None:
             return f"no reliable hub copy ({self.note})"
-        extra = [f"{key} {value}" for key, value in
-                 (("config", self.config), ("revision", self.revision), ("data_dir", self.data_dir)) if value]
+        extra = [
+            f"{key} {value}"
+            for key, value in (
+                ("config", self.config),
+                ("revision", self.revision),
+                ("data_dir", self.data_dir),
+            )
+            if value
+        ]
         return self.repo + (f" ({', '.join(extra)})" if extra else "")
 
 
-def fetch(title: str, files: list[str], hub: HubSource, data_dir: PathLike | None = None,
-          hint: str = "") -> datasets.DatasetDict:
-    """The raw hub copy of a dataset whose local ``files`` are missing, or a :class:`DataNotFoundError`.
+def fetch(
+    title: str, files: list[str], hub: HubSource, data_dir: PathLike | None = None, hint: str = ""
+) -> datasets.DatasetDict:
+    """The raw hub copy of a dataset whose local ``files`` are missing, or a
+    :class:`DataNotFoundError`.
 
     The error says which directory was searched (or that ``TLCOURSE_DATA`` is unset), which hub id
     was tried and why it failed (offline mode, unreachable, no copy), and what to set.
     """
-    kwargs = {key: value for key, value in (("revision", hub.revision), ("data_dir", hub.data_dir)) if value}
-    return _attempt(title, files, hub, data_dir, hint, lambda: datasets.load_dataset(
-        hub.repo, hub.config, cache_dir=str(cache_dir() / "hf-datasets"), **kwargs))
+    kwargs = {
+        key: value
+        for key, value in (("revision", hub.revision), ("data_dir", hub.data_dir))
+        if value
+    }
+    return _attempt(
+        title,
+        files,
+        hub,
+        data_dir,
+        hint,
+        lambda: datasets.load_dataset(
+            hub.repo, hub.config, cache_dir=str(cache_dir() / "hf-datasets"), **kwargs
+        ),
+    )
 
 
-def fetch_files(title: str, files: list[str], hub: HubSource, data_dir: PathLike | None = None) -> list[Path]:
+def fetch_files(
+    title: str, files: list[str], hub: HubSource, data_dir: PathLike | None = None
+) -> list[Path]:
     """Local paths of the hub mirror's copies of ``files`` (downloaded once, sha256-checked)."""
     from huggingface_hub import hf_hub_download
 
@@ -71,16 +96,29 @@ def fetch_files(title: str, files: list[str], hub: HubSource, data_dir: PathLike
     def download() -> list[Path]:
         paths = []
         for rel in files:
-            path = Path(hf_hub_download(hub.repo, mirror[rel], repo_type="dataset", revision=hub.revision,
-                                        cache_dir=str(cache_dir() / "hf-hub")))
+            path = Path(
+                hf_hub_download(
+                    hub.repo,
+                    mirror[rel],
+                    repo_type="dataset",
+                    revision=hub.revision,
+                    cache_dir=str(cache_dir() / "hf-hub"),
+                )
+            )
             paths.append(verified(path.parent, path.name, key=rel))
         return paths
 
     return _attempt(title, files, hub, data_dir, "", download)
 
 
-def _attempt(title: str, files: list[str], hub: HubSource, data_dir: PathLike | None, hint: str,
-             action: Callable[[], Any]) -> Any:
+def _attempt(
+    title: str,
+    files: list[str],
+    hub: HubSource,
+    data_dir: PathLike | None,
+    hint: str,
+    action: Callable[[], Any],
+) -> Any:
     root, origin = resolve_root(data_dir)
     local = describe_root(root, origin, missing_files(files, data_dir))
     offline = hub_offline()
@@ -96,18 +134,28 @@ def _attempt(title: str, files: list[str], hub: HubSource, data_dir: PathLike | 
             raise  # a mirror whose bytes differ from the course's data: say so, do not hide it
         except Exception as exc:  # no network, no such repo, rate limit: all end in the same advice
             cause = exc
-            hub_line = (f"Hugging Face hub: {hub.describe()} is unreachable or failed "
-                        f"({type(exc).__name__}: {str(exc)[:300]})")
+            hub_line = (
+                f"Hugging Face hub: {hub.describe()} is unreachable or failed "
+                f"({type(exc).__name__}: {str(exc)[:300]})"
+            )
     fix = f"To fix: {FIX_HINT}"
     if hub.repo is not None and offline:
-        fix += "; or go online (unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE) to download the hub copy"
-    lines = [f"Cannot load {title}.", f"  {local}.", f"  {hub_line}."] + ([f"  {hint}"] if hint else []) + [fix + "."]
+        fix += (
+            "; or go online (unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE) to download the hub copy"
+        )
+    lines = (
+        [f"Cannot load {title}.", f"  {local}.", f"  {hub_line}."]
+        + ([f"  {hint}"] if hint else [])
+        + [fix + "."]
+    )
     raise DataNotFoundError("\n".join(lines)) from cause
 
 
-def conform(ds: datasets.Dataset, features: datasets.Features,
-            rename: dict[str, str] | None = None) -> datasets.Dataset:
-    """A hub split with the local loader's columns: renamed, extra columns dropped, cast to ``features``."""
+def conform(
+    ds: datasets.Dataset, features: datasets.Features, rename: dict[str, str] | None = None
+) -> datasets.Dataset:
+    """A hub split with the local loader's columns: renamed, extra columns dropped, cast to
+    ``features``."""
     for old, new in (rename or {}).items():
         if old in ds.column_names and old != new:
             ds = ds.rename_column(old, new)

@@ -6,6 +6,7 @@ hub when online, then a :class:`DataNotFoundError` that says what to set. Every 
 checked against the sha256 of its folder's ``SOURCE.md`` (kept in :mod:`._checksums`) once per
 process, so that a truncated copy fails loudly instead of training on half a dataset.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,15 +28,18 @@ PathLike = str | os.PathLike
 
 
 class DataNotFoundError(FileNotFoundError):
-    """No local copy and no reachable hub copy; the message says what was searched and what to set."""
+    """No local copy and no reachable hub copy; the message says what was searched and what to
+    set."""
 
 
 class DataCorruptError(ValueError):
-    """A local file whose size or sha256 differs from its ``SOURCE.md`` entry (truncated or edited)."""
+    """A local file whose size or sha256 differs from its ``SOURCE.md`` entry (truncated or
+    edited)."""
 
 
 class DataFormatError(DataCorruptError):
-    """A local file that does not parse (wrong column count, unknown label); names the file and line."""
+    """A local file that does not parse (wrong column count, unknown label); names the file and
+    line."""
 
 
 class UnknownDataError(ValueError):
@@ -47,14 +51,17 @@ def check_name(kind: str, name: str, valid: Iterable[str], of: str = "") -> None
     valid = list(valid)
     if name not in valid:
         where = f" for {of}" if of else ""
-        raise UnknownDataError(f"Unknown {kind} {name!r}{where}. Valid choices: {', '.join(map(str, valid))}.")
+        raise UnknownDataError(
+            f"Unknown {kind} {name!r}{where}. Valid choices: {', '.join(map(str, valid))}."
+        )
 
 
 _override: Path | None = None
 
 
 def set_data_dir(path: PathLike | None) -> None:
-    """Use ``path`` as the data directory for this process (overrides ``$TLCOURSE_DATA``; ``None`` undoes)."""
+    """Use ``path`` as the data directory for this process (overrides ``$TLCOURSE_DATA``; ``None``
+    undoes)."""
     global _override
     _override = None if path is None else Path(path).expanduser().absolute()
 
@@ -71,13 +78,15 @@ def data_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
-    """``$TLCOURSE_CACHE``, default ``~/.cache/tlcourse``: the one place tlcourse writes to (not created here)."""
+    """``$TLCOURSE_CACHE``, default ``~/.cache/tlcourse``: the one place tlcourse writes to (not
+    created here)."""
     env = os.environ.get(ENV_CACHE, "").strip()
     return Path(env).expanduser().absolute() if env else Path.home() / ".cache" / "tlcourse"
 
 
 def hub_offline() -> str | None:
-    """The offline switch that is on (``"HF_HUB_OFFLINE=1"``), or ``None`` when the hub may be tried."""
+    """The offline switch that is on (``"HF_HUB_OFFLINE=1"``), or ``None`` when the hub may be
+    tried."""
     for name in OFFLINE_ENVS:
         value = os.environ.get(name, "").strip()
         if value.lower() in {"1", "true", "yes", "on"}:
@@ -86,17 +95,23 @@ def hub_offline() -> str | None:
 
 
 def resolve_root(arg: PathLike | None = None) -> tuple[Path | None, str]:
-    """The data directory for one call and where it came from (``data_dir=``, set_data_dir(), TLCOURSE_DATA)."""
+    """The data directory for one call and where it came from (``data_dir=``, set_data_dir(),
+    TLCOURSE_DATA)."""
     if arg is not None:
         return Path(arg).expanduser().absolute(), "data_dir= argument"
     return data_dir(), ("set_data_dir()" if _override is not None else ENV_DATA)
 
 
 def describe_data_dir() -> str:
-    """One line for :func:`tlcourse.setup`'s printout: the data directory and whether it is usable."""
+    """One line for :func:`tlcourse.setup`'s printout: the data directory and whether it is
+    usable."""
     root = data_dir()
     offline = hub_offline()
-    fallback = f"hub offline ({offline}): loaders will fail" if offline else "will try the Hugging Face hub"
+    fallback = (
+        f"hub offline ({offline}): loaders will fail"
+        if offline
+        else "will try the Hugging Face hub"
+    )
     if root is None:
         return f"not set ({ENV_DATA}); {fallback}"
     if root.is_dir():
@@ -132,10 +147,12 @@ def file_key(path: Path) -> tuple[str, int, int]:
 
 
 def verified(root: Path, rel: str, key: str | None = None) -> Path:
-    """``root / rel`` after checking its size and sha256 against :data:`CHECKSUMS` (hashed once per process).
+    """``root / rel`` after checking its size and sha256 against :data:`CHECKSUMS` (hashed once per
+    process).
 
     Raises :class:`DataCorruptError` naming the file, the expected and actual sha256, and where to
-    re-copy it from. A file that has no entry (e.g. a treebank split a user added) is returned unchecked.
+    re-copy it from. A file that has no entry (e.g. a treebank split a user added) is returned
+    unchecked.
     """
     path = root / rel
     rel = key or rel  # a hub mirror's file is checked against the data folder's entry it stands for
@@ -150,16 +167,17 @@ def verified(root: Path, rel: str, key: str | None = None) -> Path:
         folder = rel.split("/", 1)[0]
         raise DataCorruptError(
             f"{path} is corrupt: expected sha256 {expected[1]} ({expected[0]:,} bytes), "
-            f"got sha256 {got} ({key[1]:,} bytes). The file is truncated or modified: re-copy the file from "
-            f"the course's shared data folder ({rel}), or from its source "
-            f"{ORIGINS.get(folder, '(see SOURCE.md)')}; see {folder}/SOURCE.md."
+            f"got sha256 {got} ({key[1]:,} bytes). The file is truncated or modified: "
+            f"re-copy the file from the course's shared data folder ({rel}), "
+            f"or from its source {ORIGINS.get(folder, '(see SOURCE.md)')}; see {folder}/SOURCE.md."
         )
     _verified[key] = got
     return path
 
 
 def locate(files: list[str], arg: PathLike | None = None) -> list[Path] | None:
-    """The verified local paths of ``files`` (relative to the data directory), or ``None`` if any is absent."""
+    """The verified local paths of ``files`` (relative to the data directory), or ``None`` if any is
+    absent."""
     root, _ = resolve_root(arg)
     if root is None or not all((root / rel).is_file() for rel in files):
         return None

@@ -3,6 +3,7 @@
 Files are split on ``"\\n"`` only: ``imdb_labelled.txt`` has U+0085 (NEL) inside sentences, which
 :meth:`str.splitlines` would treat as a line break. A parse error names the file and the line.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,7 +27,8 @@ def bad_line(path: Path, lineno: int, problem: str) -> DataFormatError:
 
 
 def read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 file, split on ``\\n`` only, without the final newline or a CR of CRLF files."""
+    """The lines of a UTF-8 file, split on ``\\n`` only, without the final newline or a CR of CRLF
+    files."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -46,29 +48,35 @@ def fields(path: Path, lineno: int, line: str, n: int, sep: str | None = "\t") -
     parts = line.split(sep)
     if len(parts) != n:
         kind = "tab-separated" if sep == "\t" else "space-separated"
-        raise bad_line(path, lineno, f"expected {n} {kind} fields, got {len(parts)}: {line[:100]!r}")
+        raise bad_line(
+            path, lineno, f"expected {n} {kind} fields, got {len(parts)}: {line[:100]!r}"
+        )
     return parts
 
 
 def label_id(path: Path, lineno: int, value: str, labels: Mapping[str, int]) -> int:
     """The integer id of a label string, or a :class:`DataFormatError` listing the valid labels."""
     if value not in labels:
-        raise bad_line(path, lineno, f"unknown label {value!r} (expected one of {', '.join(labels)})")
+        raise bad_line(
+            path, lineno, f"unknown label {value!r} (expected one of {', '.join(labels)})"
+        )
     return labels[value]
 
 
 def check_header(path: Path, lines: list[str], expected: str) -> None:
     """Fail unless the first line is ``expected``."""
     if not lines or lines[0] != expected:
-        raise bad_line(path, 1, f"expected the header {expected!r}, got {(lines or [''])[0][:100]!r}")
+        raise bad_line(
+            path, 1, f"expected the header {expected!r}, got {(lines or [''])[0][:100]!r}"
+        )
 
 
 def memoised(parse: Callable[..., T]) -> Callable[..., T]:
     """Cache ``parse(paths, *args)`` by the files' (resolved path, size, mtime) and hand out copies.
 
-    ``paths`` is a :class:`~pathlib.Path` or a tuple of them. The result is a ``Dataset`` (or a dict of
-    them); callers get a deep copy, which shares the immutable Arrow table, so ``set_format`` on a
-    returned dataset cannot change what the next caller gets.
+    ``paths`` is a :class:`~pathlib.Path` or a tuple of them. The result is a ``Dataset`` (or a dict
+    of them); callers get a deep copy, which shares the immutable Arrow table, so ``set_format`` on
+    a returned dataset cannot change what the next caller gets.
     """
 
     @functools.lru_cache(maxsize=None)

@@ -1,9 +1,12 @@
-"""Text classification sets (SST-2, UCI sentiment, AG News, RTE) and line corpora (Gutenberg, WikiText-2,
-Tiny Shakespeare), read from the data directory or, where a reliable copy exists, from the hub.
+"""Text classification sets (SST-2, UCI sentiment, AG News, RTE) and line corpora (Gutenberg,
+WikiText-2, Tiny Shakespeare), read from the data directory or, where a reliable copy exists, from
+the hub.
 
 Local texts are kept byte-for-byte (SST-2's trailing space, AG News' ``\\`` line-break marks and
-``#39;`` entities); only the UCI sentences are stripped (``imdb_labelled.txt`` pads them with spaces).
+``#39;`` entities); only the UCI sentences are stripped (``imdb_labelled.txt`` pads them with
+spaces).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +16,16 @@ from datasets import ClassLabel, DatasetDict, Features, Value
 
 from ._hub import HubSource, conform, fetch, fetch_files
 from ._paths import PathLike, check_name, locate
-from ._read import bad_line, build, check_header, fields, label_id, lines_dataset, memoised, read_lines
+from ._read import (
+    bad_line,
+    build,
+    check_header,
+    fields,
+    label_id,
+    lines_dataset,
+    memoised,
+    read_lines,
+)
 
 SST2_LABELS: tuple[str, ...] = ("negative", "positive")
 AG_NEWS_LABELS: tuple[str, ...] = ("World", "Sports", "Business", "Sci/Tech")
@@ -24,9 +36,22 @@ UCI_DOMAINS: dict[str, str] = {
     "yelp": "sentiment_labelled_sentences/yelp_labelled.txt",
 }
 GUTENBERG_BOOKS: tuple[str, ...] = (
-    "austen-emma", "austen-persuasion", "austen-sense", "blake-poems", "bryant-stories", "burgess-busterbrown",
-    "carroll-alice", "chesterton-ball", "chesterton-brown", "chesterton-thursday", "edgeworth-parents",
-    "melville-moby_dick", "milton-paradise", "shakespeare-caesar", "shakespeare-hamlet", "shakespeare-macbeth",
+    "austen-emma",
+    "austen-persuasion",
+    "austen-sense",
+    "blake-poems",
+    "bryant-stories",
+    "burgess-busterbrown",
+    "carroll-alice",
+    "chesterton-ball",
+    "chesterton-brown",
+    "chesterton-thursday",
+    "edgeworth-parents",
+    "melville-moby_dick",
+    "milton-paradise",
+    "shakespeare-caesar",
+    "shakespeare-hamlet",
+    "shakespeare-macbeth",
     "whitman-leaves",
 )
 TEXT_CORPORA: tuple[str, ...] = ("gutenberg", "wikitext2", "tinyshakespeare")
@@ -37,18 +62,29 @@ RTE_HUB = HubSource("nyu-mll/glue", config="rte")
 WIKITEXT2_HUB = HubSource("Salesforce/wikitext", config="wikitext-2-v1")
 TINYSHAKESPEARE_HUB = HubSource("karpathy/tiny_shakespeare")
 # A byte-identical copy of the UCI files (checked against the shared data's sha256 on download).
-UCI_HUB = HubSource("IsaacDev/sentiment-labelled-sentences", files=tuple(
-    (rel, rel.rsplit("/", 1)[1]) for rel in UCI_DOMAINS.values()))
+UCI_HUB = HubSource(
+    "IsaacDev/sentiment-labelled-sentences",
+    files=tuple((rel, rel.rsplit("/", 1)[1]) for rel in UCI_DOMAINS.values()),
+)
 GUTENBERG_HUB = HubSource(None, note="this tokenized NLTK Gutenberg selection is not on the hub")
 
-_SST2_FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=list(SST2_LABELS))})
+_SST2_FEATURES = Features(
+    {"sentence": Value("string"), "label": ClassLabel(names=list(SST2_LABELS))}
+)
 _AG_FEATURES = Features({"text": Value("string"), "label": ClassLabel(names=list(AG_NEWS_LABELS))})
-_RTE_FEATURES = Features({"idx": Value("int32"), "sentence1": Value("string"), "sentence2": Value("string"),
-                          "label": ClassLabel(names=list(RTE_LABELS))})
+_RTE_FEATURES = Features(
+    {
+        "idx": Value("int32"),
+        "sentence1": Value("string"),
+        "sentence2": Value("string"),
+        "label": ClassLabel(names=list(RTE_LABELS)),
+    }
+)
 _BINARY = {"0": 0, "1": 1}
 
 
-# --- parsers (memoised on the file's path, size and mtime) -------------------------------------------
+# --- parsers (memoised on the file's path, size and mtime) ----------------------------------
+
 
 @memoised
 def _read_sst2(path: Path) -> datasets.Dataset:
@@ -115,13 +151,17 @@ def _read_books(paths: tuple[Path, ...]) -> datasets.Dataset:
         lines = read_lines(path)
         texts.extend(lines)
         books.extend([path.stem] * len(lines))
-    return build({"text": texts, "book": books}, Features({"text": Value("string"), "book": Value("string")}))
+    return build(
+        {"text": texts, "book": books}, Features({"text": Value("string"), "book": Value("string")})
+    )
 
 
-# --- public loaders ----------------------------------------------------------------------------------
+# --- public loaders -------------------------------------------------------------------------
+
 
 def load_sst2(data_dir: PathLike | None = None) -> DatasetDict:
-    """SST-2 (Socher et al. 2013, EMNLP; GLUE, Wang et al. 2019): ``train`` 67,349 / ``validation`` 872.
+    """SST-2 (Socher et al. 2013, EMNLP; GLUE, Wang et al. 2019): ``train`` 67,349 /
+    ``validation`` 872.
 
     Columns ``sentence`` (lower-cased, PTB-tokenized; train rows are phrases and sentences) and
     ``label`` (ClassLabel 0 negative / 1 positive). Hub: ``stanfordnlp/sst2`` (its unlabelled test
@@ -135,14 +175,17 @@ def load_sst2(data_dir: PathLike | None = None) -> DatasetDict:
     return DatasetDict({split: _read_sst2(path) for split, path in zip(files, paths)})
 
 
-def load_uci_sentiment(domain: str | None = None,
-                       data_dir: PathLike | None = None) -> datasets.Dataset | DatasetDict:
-    """UCI Sentiment Labelled Sentences (Kotzias et al. 2015, KDD): 1,000 sentences per domain, 500/500.
+def load_uci_sentiment(
+    domain: str | None = None, data_dir: PathLike | None = None
+) -> datasets.Dataset | DatasetDict:
+    """UCI Sentiment Labelled Sentences (Kotzias et al. 2015, KDD): 1,000 sentences per domain,
+    500/500.
 
     ``domain`` is ``amazon``, ``imdb`` or ``yelp`` (a ``Dataset``); ``None`` gives a ``DatasetDict``
     keyed by domain. Columns ``sentence`` (surrounding spaces stripped) and ``label`` (0 negative /
-    1 positive, as SST-2): the target domains of the domain-adaptation chapters. Hub: a byte-identical
-    mirror of the three files, ``IsaacDev/sentiment-labelled-sentences`` (sha256-checked).
+    1 positive, as SST-2): the target domains of the domain-adaptation chapters. Hub: a
+    byte-identical mirror of the three files, ``IsaacDev/sentiment-labelled-sentences``
+    (sha256-checked).
     """
     if domain is not None:
         check_name("domain", domain, UCI_DOMAINS)
@@ -156,46 +199,63 @@ def load_uci_sentiment(domain: str | None = None,
 
 
 def load_ag_news(data_dir: PathLike | None = None) -> DatasetDict:
-    """AG News (Zhang, Zhao & LeCun 2015, NeurIPS): ``train`` 10,001 (a subset of the official train) /
-    ``test`` 7,600 (official, 1,900 per class).
+    """AG News (Zhang, Zhao & LeCun 2015, NeurIPS): ``train`` 10,001 (a subset of the official
+    train) / ``test`` 7,600 (official, 1,900 per class).
 
     Columns ``text`` (the article description only) and ``label`` (ClassLabel 0 World, 1 Sports,
-    2 Business, 3 Sci/Tech, the official order). Hub fallback ``fancyzhx/ag_news`` differs: its train
-    split is the full 120,000 and its text is title + description. Non-commercial research use only.
+    2 Business, 3 Sci/Tech, the official order). Hub fallback ``fancyzhx/ag_news`` differs: its
+    train split is the full 120,000 and its text is title + description. Non-commercial research use
+    only.
     """
     files = {"train": "ag_news_subset/train_subset.tsv", "test": "ag_news_subset/test.tsv"}
     paths = locate(list(files.values()), data_dir)
     if paths is None:
-        raw = fetch("AG News", list(files.values()), AG_NEWS_HUB, data_dir,
-                    hint="Note: the hub copy has the full 120,000-row train split and title + description texts.")
+        raw = fetch(
+            "AG News",
+            list(files.values()),
+            AG_NEWS_HUB,
+            data_dir,
+            hint=(
+                "Note: the hub copy has the full 120,000-row "
+                "train split and title + description texts."
+            ),
+        )
         return DatasetDict({split: conform(raw[split], _AG_FEATURES) for split in files})
     return DatasetDict({split: _read_ag_news(path) for split, path in zip(files, paths)})
 
 
 def load_rte(data_dir: PathLike | None = None) -> DatasetDict:
-    """RTE as in GLUE (Dagan et al. 2006 … Bentivogli et al. 2009; Wang et al. 2019): ``train`` 2,490 /
-    ``validation`` 277 / ``test`` 3,000.
+    """RTE as in GLUE (Dagan et al. 2006 … Bentivogli et al. 2009; Wang et al. 2019): ``train``
+    2,490 / ``validation`` 277 / ``test`` 3,000.
 
     Columns ``idx``, ``sentence1``, ``sentence2`` and ``label`` (ClassLabel 0 entailment /
-    1 not_entailment; -1 on the unlabelled test split), as ``nyu-mll/glue`` config ``rte`` on the hub.
+    1 not_entailment; -1 on the unlabelled test split), as ``nyu-mll/glue`` config ``rte`` on the
+    hub.
     """
-    files = {"train": "glue_rte/train.tsv", "validation": "glue_rte/dev.tsv", "test": "glue_rte/test.tsv"}
+    files = {
+        "train": "glue_rte/train.tsv",
+        "validation": "glue_rte/dev.tsv",
+        "test": "glue_rte/test.tsv",
+    }
     paths = locate(list(files.values()), data_dir)
     if paths is None:
         raw = fetch("RTE (GLUE)", list(files.values()), RTE_HUB, data_dir)
         return DatasetDict({split: conform(raw[split], _RTE_FEATURES) for split in files})
-    return DatasetDict({split: _read_rte(path, split != "test") for split, path in zip(files, paths)})
+    return DatasetDict(
+        {split: _read_rte(path, split != "test") for split, path in zip(files, paths)}
+    )
 
 
 def load_text(name: str, data_dir: PathLike | None = None) -> datasets.Dataset | DatasetDict:
-    """A language-modelling corpus, one row per line of its files (blank lines included, as counted by the
-    data README and by the ``<eos>``-per-line convention of WikiText):
+    """A language-modelling corpus, one row per line of its files (blank lines included, as counted
+    by the data README and by the ``<eos>``-per-line convention of WikiText):
 
-    - ``gutenberg``: the tokenized NLTK Project Gutenberg selection (Bird, Klein & Loper 2009), 17 books,
-      66,372 lines: one ``Dataset`` with columns ``text`` and ``book`` (file stem, e.g. ``carroll-alice``;
-      hold out whole books with ``ds.filter``). Local only.
-    - ``wikitext2``: WikiText-2 v1, tokenized (Merity et al. 2017): ``DatasetDict`` ``validation`` 3,760 /
-      ``test`` 4,358 lines, column ``text`` (no train split offline). Hub: ``Salesforce/wikitext``.
+    - ``gutenberg``: the tokenized NLTK Project Gutenberg selection (Bird, Klein & Loper 2009),
+      17 books, 66,372 lines: one ``Dataset`` with columns ``text`` and ``book`` (file stem, e.g.
+      ``carroll-alice``; hold out whole books with ``ds.filter``). Local only.
+    - ``wikitext2``: WikiText-2 v1, tokenized (Merity et al. 2017): ``DatasetDict`` ``validation``
+      3,760 / ``test`` 4,358 lines, column ``text`` (no train split offline). Hub:
+      ``Salesforce/wikitext``.
     - ``tinyshakespeare``: Karpathy's char-rnn corpus (2015), 40,000 lines, column ``text``.
       Hub: ``karpathy/tiny_shakespeare`` (its splits are re-joined and cut into lines).
     """
@@ -211,18 +271,23 @@ def load_text(name: str, data_dir: PathLike | None = None) -> datasets.Dataset |
         paths = locate(list(files.values()), data_dir)
         if paths is None:
             raw = fetch("WikiText-2", list(files.values()), WIKITEXT2_HUB, data_dir)
-            return DatasetDict({split: lines_dataset(_wikitext_lines(raw[split]["text"])) for split in files})
+            return DatasetDict(
+                {split: lines_dataset(_wikitext_lines(raw[split]["text"])) for split in files}
+            )
         return DatasetDict({split: _read_corpus(path) for split, path in zip(files, paths)})
     files = ["tinyshakespeare/input.txt"]
     paths = locate(files, data_dir)
     if paths is None:
         raw = fetch("Tiny Shakespeare", files, TINYSHAKESPEARE_HUB, data_dir)
-        text = "".join(raw[split]["text"][0] for split in ("train", "validation", "test") if split in raw)
+        text = "".join(
+            raw[split]["text"][0] for split in ("train", "validation", "test") if split in raw
+        )
         lines = text.split("\n")
         return lines_dataset(lines[:-1] if lines and lines[-1] == "" else lines)
     return _read_corpus(paths[0])
 
 
 def _wikitext_lines(rows: list[str]) -> list[str]:
-    """Hub WikiText rows as the local file's lines: drop the trailing newline; blank rows ``""`` become ``" "``."""
+    """Hub WikiText rows as the local file's lines: drop the trailing newline; blank rows ``""``
+    become ``" "``."""
     return [row[:-1] if row.endswith("\n") else (row or " ") for row in rows]

@@ -1,0 +1,71 @@
+"""Chapter 3: vocabulary and perplexities (tlcourse.chapters.ch03_elmo), batches (tlcourse.elmo), heads
+(tlcourse.probes), words in context."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tlcourse import elmo, probes
+from tlcourse.chapters import ch03_elmo as ch
+
+
+def test_vocab_and_batches():
+    sentences = [["The", "cat"], ["the", "cat", "sat"], ["The", "dog"]]
+    itos = ch.word_vocab(sentences, min_count=2)
+    assert itos == ["<unk>", "<s>", "</s>", "The", "cat"]
+    chars, words, lengths = elmo.make_batch(sentences, {w: i for i, w in enumerate(itos)}, max_chars=8)
+    assert chars.shape == (3, 5, 8) and lengths.tolist() == [4, 5, 4]
+    assert words[1].tolist() == [1, 0, 4, 0, 2]  # <s> the(unk) cat sat(unk) </s>
+
+
+def test_unigram_perplexity_by_hand():
+    itos = ["<unk>", "<s>", "</s>", "a", "b"]
+    train = [["a", "a", "b"]]
+    # add-one counts over the vocabulary: unk 1, <s> 1, </s> 2, a 3, b 2 -> total 9
+    held = [["a"]]
+    expected = math.exp(-(math.log(3 / 9) + math.log(2 / 9)) / 2)
+    assert ch.unigram_perplexity(train, held, itos) == pytest.approx(expected)
+
+
+def test_train_head_learns_separable_features_and_prefers_the_informative_layer():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (600,), generator=g)
+    informative = torch.nn.functional.one_hot(y, 3).float() * 3 + 0.3 * torch.randn(600, 3, generator=g)
+    noise = torch.randn(600, 3, generator=g)
+    x = torch.stack([noise, informative])
+    cfg = probes.HeadConfig(steps=300, hidden=16)
+    acc, weights = probes.train_head(x[:, :400], y[:400], x[:, 400:], y[400:], cfg)
+    assert acc > 0.95 and weights[1] > weights[0]
+    acc_noise, _ = probes.train_head(x[:, :400], y[:400], x[:, 400:], y[400:], cfg, layer=0)
+    assert acc_noise < 0.6
+
+
+def test_noun_verb_occurrences_and_agreement():
+    sentences = [["I", "saw", "the", "play"], ["we", "like", "to", "play"], ["a", "play", "to", "play"], ["play", "now"]]
+    occ = ch.noun_verb_occurrences(sentences, "play")
+    assert [(i, label) for _, i, label in occ] == [(3, "noun"), (3, "verb"), (1, "noun"), (3, "verb")]
+    vectors = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    labels = np.array(["noun", "verb", "noun", "verb"])
+    assert ch.nearest_neighbour_agreement(vectors, labels) == 1.0
+    assert ch.nearest_neighbour_agreement(vectors, np.array(["noun", "noun", "verb", "verb"])) == 0.0
+
+
+def test_layer_features_strip_the_boundary_marks():
+    torch.manual_seed(0)
+    model = elmo.BiLM(10, elmo.BiLMConfig(dim=8, filters=((1, 4), (2, 4)), cutoffs=(4,)))
+    sentences = [["a", "b", "c"], ["d"]]
+    feats = elmo.layer_features(model, sentences, batch=1)
+    assert [f.shape for f in feats] == [(3, 3, 16), (3, 1, 16)]
+    chars, _, lengths = elmo.make_batch(sentences, None, model.cfg.max_chars)
+    with torch.no_grad():
+        layers = model.layers(chars, lengths)
+    assert torch.allclose(feats[0], layers[:, 0, 1:4], atol=1e-6)  # <s> a b c </s>: tokens 1..3
+
+
+def test_standardize_uses_the_training_statistics():
+    x = torch.randn(2, 50, 3) * 4 + 7
+    scale = probes.Standardize(x)
+    z = scale(x)
+    assert torch.allclose(z.mean(1), torch.zeros(2, 3), atol=1e-5) and torch.allclose(z.std(1), torch.ones(2, 3), atol=1e-4)
+    assert torch.allclose(scale(x[:, :5]), z[:, :5])

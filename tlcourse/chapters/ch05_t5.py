@@ -1,0 +1,351 @@
+"""Chapter 5: the experiments around T5 — a tiny T5 pretrained by span corruption, a pretrained
+encoder-decoder, and what the mixing rates of a multi-task mixture do to each task.
+
+* :class:`T5ChapterConfig` / :data:`CONFIGS`: the chapter's sizes per profile;
+* :func:`sentinel_tokenizer` adds ``</s>`` and the sentinels ``<extra_id_i>`` to chapter 4's
+  WordPiece;
+* :func:`tiny_t5` builds a small ``T5ForConditionalGeneration``; :func:`span_pretrained` pretrains
+  it (cached);
+* :func:`warm_start` builds the pretrained text-to-text model: an ``EncoderDecoderModel`` whose
+  encoder and decoder start from MiniLM (Rothe et al. 2020) in the cpu profile,
+  ``google/t5-v1_1-small`` in the gpu one;
+* :func:`task_splits` writes SST-2, RTE and AG News as text; :func:`mixing_runs` trains one model
+  per mixing strategy and one per task alone, and tabulates every task's scores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import data, hub, t5
+from ..t5_train import (
+    MixConfig,
+    TextSplit,
+    encode_split,
+    evaluate,
+    majority,
+    mean_loss,
+    pretrain_span_corruption,
+    train_mixture,
+)
+from ..text import corpus_texts
+from ..train import progress_bar
+from ..wordpiece import cached_wordpiece
+
+TASK_NAMES = ("sst2", "rte", "ag_news")
+
+
+@dataclass(frozen=True)
+class TinyT5Config:
+    """A small T5 (the paper's "base" is 12 + 12 layers of 768; this is 2 + 2 of 128)."""
+
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    d_ff: int = 512
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class T5ChapterConfig:
+    """Sizes of chapter 5 for one profile."""
+
+    vocab_size: int = 8000  # chapter 4's WordPiece vocabulary (+ </s> + sentinels)
+    sentinels: int = 100
+    tiny: TinyT5Config = field(default_factory=TinyT5Config)
+    span_len: int = 64  # corpus tokens per pretraining example, before corruption
+    span: MixConfig = field(default_factory=lambda: MixConfig(steps=200, batch=32, lr=2e-3))
+    tiny_mix: MixConfig = field(default_factory=lambda: MixConfig(steps=100, batch=32, lr=1e-3))
+    tiny_max_len: int = 64
+    # training examples per task (None = all): the high-resource tasks get many, RTE is the
+    # low-resource one
+    train_sizes: dict = field(default_factory=lambda: {"sst2": 5000, "rte": 500, "ag_news": 2000})
+    test_sizes: dict = field(default_factory=lambda: {"sst2": None, "rte": None, "ag_news": 500})
+    max_len: int = 128
+    warm: str = "minilm"  # the pretrained text-to-text model: "minilm" or "t5-v1_1-small"
+    decoder_layers: int = 1  # MiniLM layers that warm-start the decoder
+    decoder_dropout: float = 0.0  # off: with ~100 steps, dropout 0.1 delays SST-2 by over 100 steps
+    freeze_encoder: bool = True
+    warm_mix: MixConfig = field(default_factory=lambda: MixConfig(steps=150, batch=32, lr=3e-3))
+    cap: int = 2000  # K of examples-proportional mixing
+    temperature: float = 3.0
+
+    def strategies(self, sizes: dict[str, int]) -> dict[str, dict[str, float]]:
+        """The mixing rates the chapter compares (T5 paper, section 3.5.2)."""
+        return {
+            "equal": t5.mixing_rates(sizes, "equal"),
+            "proportional": t5.mixing_rates(sizes, "proportional"),
+            f"proportional, K={self.cap:,}": t5.mixing_rates(sizes, "proportional", cap=self.cap),
+            f"temperature T={self.temperature:g}": t5.mixing_rates(
+                sizes, "temperature", temperature=self.temperature
+            ),
+        }
+
+
+CONFIGS = {
+    "cpu": T5ChapterConfig(),
+    "gpu": T5ChapterConfig(
+        tiny=TinyT5Config(d_model=256, layers=4, heads=4, d_ff=1024),
+        span=MixConfig(steps=10_000, batch=128, lr=2e-3),
+        tiny_mix=MixConfig(steps=3000, batch=64, lr=1e-3),
+        tiny_max_len=128,
+        train_sizes={"sst2": None, "rte": None, "ag_news": None},
+        test_sizes={"sst2": None, "rte": None, "ag_news": None},
+        warm="t5-v1_1-small",
+        freeze_encoder=False,
+        warm_mix=MixConfig(steps=3000, batch=64, lr=3e-4),
+        cap=2**14,
+        temperature=2.0,
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer and models
+
+
+def sentinel_tokenizer(cfg: T5ChapterConfig, texts: list[str] | None = None, verbose: bool = True):
+    """Chapter 4's WordPiece (same cache entry) with T5's end-of-sequence ``</s>`` and
+    ``cfg.sentinels`` sentinel tokens ``<extra_id_0>``, ``<extra_id_1>``, ... added as special
+    tokens."""
+    texts = corpus_texts() if texts is None else texts
+    tokenizer = cached_wordpiece("ch04-wordpiece", texts, cfg.vocab_size, verbose=verbose)
+    tokenizer.add_special_tokens(
+        {
+            "eos_token": "</s>",
+            "additional_special_tokens": [f"<extra_id_{i}>" for i in range(cfg.sentinels)],
+        }
+    )
+    return tokenizer
+
+
+def sentinel_ids(tokenizer) -> list[int]:
+    """The ids of ``<extra_id_0>``, ``<extra_id_1>``, ... in order."""
+    ids, i = [], 0
+    while f"<extra_id_{i}>" in tokenizer.get_vocab():
+        ids.append(tokenizer.convert_tokens_to_ids(f"<extra_id_{i}>"))
+        i += 1
+    if not ids:
+        raise ValueError(
+            "sentinel_ids: this tokenizer has no <extra_id_0>; build it with sentinel_tokenizer()."
+        )
+    return ids
+
+
+def tiny_t5(cfg: TinyT5Config, tokenizer, seed: int = 0):
+    """A randomly initialised ``T5ForConditionalGeneration`` of size ``cfg`` (T5 v1.1's gated-GELU
+    feed-forward; the decoder starts from the pad token, as in T5)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=cfg.d_model,
+        d_kv=cfg.d_model // cfg.heads,
+        d_ff=cfg.d_ff,
+        num_layers=cfg.layers,
+        num_heads=cfg.heads,
+        dropout_rate=cfg.dropout,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    return T5ForConditionalGeneration(config)
+
+
+def corpus_rows(tokenizer, texts: list[str], length: int) -> torch.Tensor:
+    """The corpus as one stream of WordPiece ids cut into rows of ``length`` (no special tokens)."""
+    pieces = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    stream = np.fromiter((i for ids in pieces for i in ids), dtype=np.int64)
+    rows = len(stream) // length
+    return torch.from_numpy(stream[: rows * length].reshape(rows, length))
+
+
+def span_pretrained(
+    cfg: T5ChapterConfig, tokenizer, texts: list[str], device="cpu", progress: bool = True
+):
+    """:func:`tiny_t5` pretrained with span corruption on ``texts`` (cached under
+    ``TLCOURSE_CACHE``)."""
+    rows = corpus_rows(tokenizer, texts, cfg.span_len)
+    key = {
+        "rows": len(rows),
+        "vocab": len(tokenizer),
+        "span_len": cfg.span_len,
+        "tiny": asdict(cfg.tiny),
+        "span": asdict(cfg.span),
+    }
+    train = lambda model: pretrain_span_corruption(  # noqa: E731
+        model,
+        rows,
+        sentinel_ids(tokenizer),
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        cfg.span,
+        device,
+        progress,
+    )
+    return hub.cached_module(
+        "ch05-span-t5", key, lambda: tiny_t5(cfg.tiny, tokenizer), train, verbose=progress
+    )
+
+
+def warm_start(cfg: T5ChapterConfig, seed: int = 0):
+    """The pretrained text-to-text model and its tokenizer.
+
+    ``"minilm"``: ``EncoderDecoderModel.from_encoder_decoder_pretrained`` with MiniLM as the encoder
+    and its first ``cfg.decoder_layers`` layers as the decoder (new, randomly initialised
+    cross-attention; Rothe et al. 2020); ``[SEP]`` ends the targets. With ``cfg.freeze_encoder``
+    the encoder and the (tied) word embeddings stay fixed and only the decoder's layers train.
+    ``"t5-v1_1-small"``: Google's T5 v1.1 small, pretrained on C4 only (no supervised tasks).
+    """
+    from transformers import EncoderDecoderModel, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    if cfg.warm == "minilm":
+        path = hub.resolve("minilm")
+        tokenizer = hub.load_tokenizer("minilm")
+        tokenizer.eos_token = tokenizer.sep_token
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+            path,
+            path,
+            decoder_num_hidden_layers=cfg.decoder_layers,
+            decoder_hidden_dropout_prob=cfg.decoder_dropout,
+            decoder_attention_probs_dropout_prob=cfg.decoder_dropout,
+        )
+        for c in (
+            model.config,
+            model.generation_config,
+        ):  # BERT has no start or end token: [CLS] and [SEP] serve
+            c.decoder_start_token_id, c.pad_token_id = (
+                tokenizer.cls_token_id,
+                tokenizer.pad_token_id,
+            )
+            c.eos_token_id = tokenizer.sep_token_id
+        if cfg.freeze_encoder:
+            model.decoder.get_input_embeddings().weight.requires_grad_(False)
+    elif cfg.warm == "t5-v1_1-small":
+        model, tokenizer = (
+            hub.load_model("t5-v1_1-small", T5ForConditionalGeneration),
+            hub.load_tokenizer("t5-v1_1-small"),
+        )
+    else:
+        raise ValueError(
+            f"warm_start: unknown model {cfg.warm!r}; use 'minilm' or 't5-v1_1-small'."
+        )
+    if cfg.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks as text, and the mixing experiment
+
+
+def _subset(dataset, size: int | None, seed: int = 0):
+    return (
+        dataset if size is None or size >= len(dataset) else data.budget_subset(dataset, size, seed)
+    )
+
+
+def task_splits(
+    cfg: T5ChapterConfig,
+    tokenizer,
+    encoder=None,
+    max_len: int | None = None,
+    device="cpu",
+    data_dir=None,
+    progress: bool = True,
+    tasks=TASK_NAMES,
+) -> tuple[dict[str, TextSplit], dict[str, TextSplit]]:
+    """``(train, test)`` :class:`TextSplit` s of ``tasks`` (SST-2, RTE and AG News by default;
+    class-balanced seeded subsets of ``cfg.train_sizes``; the validation sets, AG News' test set, as
+    tests). With a frozen ``encoder`` the inputs are its states."""
+    loaders = {
+        "sst2": (data.load_sst2, "validation"),
+        "rte": (data.load_rte, "validation"),
+        "ag_news": (data.load_ag_news, "test"),
+    }
+    unknown = [name for name in tasks if name not in loaders]
+    if unknown:
+        raise ValueError(f"task_splits: unknown tasks {unknown}; choose from {list(loaders)}")
+    train, test = {}, {}
+    max_len = max_len or cfg.max_len
+    for name in progress_bar(tasks, progress=progress, desc="encoding tasks", leave=False):
+        load, test_split = loaders[name]
+        dataset = load(data_dir=data_dir)
+        tr, te = dataset["train"], dataset[test_split]
+        train[name] = encode_split(
+            tokenizer, name, _subset(tr, cfg.train_sizes[name]), max_len, encoder, device
+        )
+        test[name] = encode_split(
+            tokenizer, name, _subset(te, cfg.test_sizes[name]), max_len, encoder, device
+        )
+    return train, test
+
+
+def score_table(
+    model, tokenizer, test: dict[str, TextSplit], device="cpu", generate: bool = True
+) -> pd.DataFrame:
+    """One row per task: :func:`tlcourse.t5_train.evaluate`."""
+    return pd.DataFrame(
+        {n: evaluate(model, tokenizer, s, device, generate) for n, s in test.items()}
+    ).T
+
+
+def mixing_runs(
+    build,
+    tokenizer,
+    train: dict[str, TextSplit],
+    test: dict[str, TextSplit],
+    strategies: dict[str, dict[str, float]],
+    cfg: MixConfig,
+    device="cpu",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """Train ``build()`` once per mixing strategy, and once per task alone with as many examples of
+    that task as it gets under equal mixing; evaluate every task. Returns the long table and the
+    histories."""
+    runs = {name: (rates, cfg) for name, rates in strategies.items()}
+    equal_steps = max(1, round(cfg.steps / len(train)))
+    for task_name in train:
+        runs[f"{task_name} alone"] = (
+            {task_name: 1.0},
+            MixConfig(equal_steps, cfg.batch, cfg.lr, cfg.warmup, cfg.seed),
+        )
+    rows, histories = [], {}
+    for run, (rates, run_cfg) in progress_bar(runs.items(), progress=progress, desc="mixtures"):
+        model = build()
+        began = time.perf_counter()
+        history = train_mixture(
+            model,
+            {n: train[n] for n in rates},
+            rates,
+            run_cfg,
+            tokenizer.pad_token_id,
+            device,
+            progress=False,
+            desc=run,
+        )
+        histories[run] = history
+        seconds = time.perf_counter() - began
+        for task_name in rates:
+            scores = evaluate(model, tokenizer, test[task_name], device)
+            rows.append(
+                {
+                    "run": run,
+                    "task": task_name,
+                    "rate": rates[task_name],
+                    "examples": int(history.metrics[f"seen {task_name}"][0]),
+                    "train loss": mean_loss(history, task_name),
+                    **scores,
+                    "majority": majority(train[task_name], test[task_name]),
+                    "seconds": seconds,
+                }
+            )
+    return pd.DataFrame(rows), histories

@@ -1,0 +1,361 @@
+"""Chapter 7: the experiments — sinusoid regression with MAML, first-order MAML, Reptile and a
+jointly pretrained baseline; Omniglot few-shot classification with Prototypical Networks,
+first-order MAML and a transfer baseline (a classifier pretrained on all training classes, a new
+head fitted on the support set).
+
+* :class:`MetaChapterConfig` / :data:`CONFIGS`: the chapter's sizes per profile;
+* :func:`sinusoid_learners` meta-trains (or loads from the cache) the sinusoid models;
+* :func:`omniglot_learners` trains the three Omniglot learners on the same training classes;
+* :func:`few_shot_table` evaluates every learner on the same held-out episodes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from .. import hub
+from ..episodes import Episodes, accuracy_interval, omniglot_images, with_rotations
+from ..meta import (
+    Sinusoids,
+    adapt,
+    conv4,
+    meta_train,
+    params_of,
+    proto_logits,
+    prototypes,
+    regressor,
+)
+from ..train import History, fit, progress_bar, random_batches
+
+
+@dataclass(frozen=True)
+class SinusoidConfig:
+    """Finn et al. (2017) section 5.1: meta-batch 25, inner step 0.01, Adam 1e-3 outside."""
+
+    iterations: int = 5000
+    meta_batch: int = 25
+    inner_lr: float = 0.01
+    inner_steps: int = 1
+    meta_lr: float = 1e-3
+    reptile_lr: float = (
+        0.02  # Reptile's inner loop: more, larger steps (Nichol et al. 2018, section 7)
+    )
+    reptile_steps: int = 5
+    test_tasks: int = 200  # new tasks, each with query_points evenly at random in [-5, 5]
+    query_points: int = 100
+    max_steps: int = 10  # adaptation steps shown at test time
+
+
+@dataclass(frozen=True)
+class OmniglotConfig:
+    """Omniglot sizes: the training classes are background_small1 with rotations (544 classes), the
+    test classes background_small2 (156 characters, other alphabets) and the 20 official runs."""
+
+    channels: int = 32
+    images: int = (
+        72_000  # the training budget of every learner: images drawn from the training classes
+    )
+    proto_way: int = 20  # ProtoNets train with more ways than they test (Snell et al. section 3.2)
+    train_query: int = 5  # query images per class in a training episode
+    maml_batch: int = 4  # first-order MAML: tasks per meta-batch (5-way 1-shot)
+    maml_inner_lr: float = 0.4  # Finn et al.'s Omniglot step size
+    maml_train_steps: int = 1
+    maml_test_steps: int = 5
+    maml_meta_lr: float = 3e-3
+    transfer_batch: int = 60
+    transfer_lr: float = 1e-3
+    head_steps: int = 100  # fitting the transfer baseline's new head on the support features
+    head_lr: float = 0.1
+    test_episodes: int = 200
+    test_query: int = 15
+
+
+@dataclass(frozen=True)
+class MetaChapterConfig:
+    """Sizes of chapter 7 for one profile."""
+
+    shots: tuple[int, ...] = (5, 10)
+    sinusoid: SinusoidConfig = field(default_factory=SinusoidConfig)
+    omniglot: OmniglotConfig = field(default_factory=OmniglotConfig)
+
+
+CONFIGS = {
+    "cpu": MetaChapterConfig(),
+    "gpu": MetaChapterConfig(
+        omniglot=OmniglotConfig(channels=64, images=720_000, maml_batch=16, test_episodes=600)
+    ),
+}
+SINUSOID_LEARNERS = ("MAML", "first-order MAML", "Reptile", "pretrained")
+
+
+def sinusoid_stream(k: int, meta_batch: int, seed: int, family: Sinusoids = Sinusoids()):
+    """Endless meta-batches of sinusoid episodes, ``k`` support and ``k`` query points per task."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        yield family.episodes(meta_batch, k, k, g)
+
+
+def pretrain_jointly(
+    model: torch.nn.Module,
+    batches,
+    iterations: int,
+    lr: float,
+    loss: Callable = F.mse_loss,
+    progress: bool = True,
+    desc: str = "pretrained",
+) -> History:
+    """The transfer baseline's pretraining: one model fitted to the points of all tasks at once
+    (support and query pooled), with Adam. It learns the best *single* function for the family."""
+
+    def pooled(net, batch):
+        xs, ys, xq, yq = batch
+        return loss(net(torch.cat([xs, xq], 1)), torch.cat([ys, yq], 1))
+
+    return fit(model, batches, pooled, steps=iterations, lr=lr, progress=progress, desc=desc)
+
+
+def sinusoid_learners(
+    cfg: SinusoidConfig, k: int, seed: int = 0, progress: bool = True
+) -> dict[str, tuple[torch.nn.Module, dict]]:
+    """MAML, first-order MAML, Reptile and the jointly pretrained baseline for ``k``-shot sinusoids,
+    each trained on the same stream of tasks (or loaded from the cache); ``name -> (model, meta)``
+    where meta holds the training seconds and loss curve."""
+    out = {}
+    for name in SINUSOID_LEARNERS:
+        method = {"MAML": "maml", "first-order MAML": "fomaml", "Reptile": "reptile"}.get(name)
+        lr, steps = (
+            (cfg.reptile_lr, cfg.reptile_steps)
+            if method == "reptile"
+            else (cfg.inner_lr, cfg.inner_steps)
+        )
+
+        def train(model, method=method, lr=lr, steps=steps, name=name):
+            began, stream = time.perf_counter(), sinusoid_stream(k, cfg.meta_batch, seed + 1)
+            if method is None:
+                history = pretrain_jointly(
+                    model, stream, cfg.iterations, cfg.meta_lr, progress=progress
+                )
+            else:
+                history = meta_train(
+                    model,
+                    stream,
+                    method=method,
+                    iterations=cfg.iterations,
+                    inner_lr=lr,
+                    inner_steps=steps,
+                    meta_lr=cfg.meta_lr,
+                    progress=progress,
+                    desc=f"{name}, K={k}",
+                )
+            return {"seconds": time.perf_counter() - began, "loss": history.loss}
+
+        def build():
+            torch.manual_seed(seed)
+            return regressor()
+
+        key = {**asdict(cfg), "k": k, "seed": seed, "learner": name}
+        out[name] = hub.cached_module(
+            f"ch07-sinusoid-{method or 'pretrained'}", key, build, train, verbose=False
+        )
+    return out
+
+
+# --- Omniglot -------------------------------------------------------------------------------
+
+
+def omniglot_pools(
+    device: torch.device | str = "cpu",
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``train``: background_small1 with rotations as extra classes; ``test``: background_small2 as
+    drawn; images and labels on ``device``."""
+    pools = {
+        "train": with_rotations(*omniglot_images("background_small1")),
+        "test": omniglot_images("background_small2"),
+    }
+    return {
+        name: (images.to(device), labels.to(device)) for name, (images, labels) in pools.items()
+    }
+
+
+def _proto_loss(net: torch.nn.Module, episode, n_way: int) -> torch.Tensor:
+    xs, ys, xq, yq = episode
+    z = net(torch.cat([xs, xq]))
+    return F.cross_entropy(proto_logits(z[len(xs) :], prototypes(z[: len(xs)], ys, n_way)), yq)
+
+
+def predict(
+    learner: str, net: torch.nn.Module, xs, ys, xq, n_way: int, cfg: OmniglotConfig
+) -> torch.Tensor:
+    """The predicted classes of the queries ``xq`` after seeing the support set ``(xs, ys)``.
+
+    - ``ProtoNet``: nearest prototype in the learned embedding (support and query embedded
+      together);
+    - ``first-order MAML``: ``cfg.maml_test_steps`` gradient steps from the meta-learned weights;
+    - ``transfer``: the pretrained body's features, a new linear head fitted on the support set.
+    """
+    if learner == "ProtoNet":
+        with torch.no_grad():
+            z = net(torch.cat([xs, xq]))
+        return proto_logits(z[len(xs) :], prototypes(z[: len(xs)], ys, n_way)).argmax(1)
+    if learner == "first-order MAML":
+        if n_way != net[-1].out_features:
+            raise ValueError(
+                f"predict: this MAML model classifies {net[-1].out_features} ways, not {n_way}; "
+                "meta-train it with episodes of that many ways."
+            )
+        params = {k: v.detach() for k, v in params_of(net).items()}
+        fast = adapt(
+            net,
+            params,
+            xs,
+            ys,
+            cfg.maml_inner_lr,
+            cfg.maml_test_steps,
+            F.cross_entropy,
+            first_order=True,
+        )
+        with torch.no_grad():
+            return functional_call(net, fast, (xq,)).argmax(1)
+    if learner == "transfer":
+        with torch.no_grad():
+            z = net[:-1](torch.cat([xs, xq]))
+        head = torch.nn.Linear(z.shape[1], n_way, device=z.device)
+        torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
+        opt = torch.optim.Adam(head.parameters(), lr=cfg.head_lr)
+        with torch.enable_grad():
+            for _ in range(cfg.head_steps):
+                opt.zero_grad()
+                F.cross_entropy(head(z[: len(xs)]), ys).backward()
+                opt.step()
+        return head(z[len(xs) :]).argmax(1)
+    raise ValueError(
+        f"predict: unknown learner {learner!r}; use 'ProtoNet', 'first-order MAML' or 'transfer'."
+    )
+
+
+def omniglot_learners(
+    cfg: OmniglotConfig, seed: int = 0, progress: bool = True, device: torch.device | str = "cpu"
+) -> dict[str, tuple[torch.nn.Module, dict]]:
+    """Train (or load from the cache) ProtoNets, first-order MAML (5-way 1-shot episodes) and the
+    transfer baseline on the same training classes, on ``device``; ``name -> (model, meta)`` with
+    seconds, images seen and losses."""
+    images, labels = omniglot_pools(device)["train"]
+    n_classes = int(labels.max()) + 1
+    proto_episodes = cfg.images // (cfg.proto_way * (1 + cfg.train_query))
+    maml_iterations = cfg.images // (cfg.maml_batch * 5 * (1 + cfg.train_query))
+
+    def protonet(net):
+        episodes = Episodes(images, labels, cfg.proto_way, 1, cfg.train_query).stream(
+            None, seed + 1
+        )
+        history = fit(
+            net,
+            episodes,
+            lambda n, episode: _proto_loss(n, episode, cfg.proto_way),
+            steps=proto_episodes,
+            lr=1e-3,
+            progress=progress,
+            desc="ProtoNet",
+        )
+        return {
+            "loss": history.loss,
+            "images": proto_episodes * cfg.proto_way * (1 + cfg.train_query),
+        }
+
+    def fomaml(net):
+        stream = Episodes(images, labels, 5, 1, cfg.train_query).stream(cfg.maml_batch, seed + 1)
+        history = meta_train(
+            net,
+            stream,
+            method="fomaml",
+            iterations=maml_iterations,
+            inner_lr=cfg.maml_inner_lr,
+            inner_steps=cfg.maml_train_steps,
+            meta_lr=cfg.maml_meta_lr,
+            loss=F.cross_entropy,
+            progress=progress,
+            desc="first-order MAML",
+        )
+        return {
+            "loss": history.loss,
+            "images": maml_iterations * cfg.maml_batch * 5 * (1 + cfg.train_query),
+        }
+
+    def transfer(net):
+        steps = cfg.images // cfg.transfer_batch
+        batches = random_batches(
+            images,
+            labels,
+            batch_size=cfg.transfer_batch,
+            generator=torch.Generator().manual_seed(seed + 1),
+        )
+        history = fit(
+            net,
+            batches,
+            lambda n, batch: F.cross_entropy(n(batch[0]), batch[1]),
+            steps=steps,
+            lr=cfg.transfer_lr,
+            progress=progress,
+            desc="transfer: pretraining",
+        )
+        return {"loss": history.loss, "images": steps * cfg.transfer_batch}
+
+    jobs = {
+        "ProtoNet": (None, protonet),
+        "first-order MAML": (5, fomaml),
+        "transfer": (n_classes, transfer),
+    }
+    out = {}
+    for name, (outputs, train) in jobs.items():
+
+        def build(outputs=outputs):
+            torch.manual_seed(seed)
+            return conv4(cfg.channels, outputs).to(device)
+
+        def timed(net, train=train):
+            began = time.perf_counter()
+            meta = train(net)
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            return {**meta, "seconds": time.perf_counter() - began}
+
+        out[name] = hub.cached_module(
+            f"ch07-omniglot-{name.replace(' ', '-')}",
+            {**asdict(cfg), "seed": seed, "learner": name},
+            build,
+            timed,
+            verbose=False,
+        )
+    return out
+
+
+def few_shot_table(
+    learners: dict[str, torch.nn.Module],
+    episodes: dict[str, Episodes],
+    cfg: OmniglotConfig,
+    seed: int = 2,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Accuracy (mean and 95% interval over ``cfg.test_episodes`` episodes) of every learner on
+    every kind of episode; all learners see exactly the same episodes."""
+    rows = []
+    for kind, source in episodes.items():
+        g = torch.Generator().manual_seed(seed)
+        drawn = [source.sample(g) for _ in range(cfg.test_episodes)]
+        for name, net in learners.items():
+            correct = [
+                (predict(name, net, xs, ys, xq, source.n_way, cfg) == yq).float().mean().item()
+                for xs, ys, xq, yq in progress_bar(
+                    drawn, progress=progress, desc=f"{name}, {kind}", leave=False
+                )
+            ]
+            mean, half = accuracy_interval(correct)
+            rows.append({"episodes": kind, "learner": name, "accuracy": mean, "ci95": half})
+    return pd.DataFrame(rows)
