@@ -1,7 +1,8 @@
 # The two commands a newcomer types (see README.md):
 #   make book   set up, execute every chapter (automatic profile), build the HTML book
-#   make test   set up, unit tests, every notebook through nbval, student notebooks, strict book
-#               builds with and without solutions (no re-execution)
+#   make test   set up, lint (format, 100 columns), unit tests, every notebook through nbval (each chapter executed once; its
+#               outputs go to the book's jupyter-cache), the student notebooks' exercise sections,
+#               strict book builds with and without solutions from those outputs (no re-execution)
 #
 # Set-up: uses the active virtual environment or conda environment if there is one, otherwise
 # creates .venv. Exact versions come from ci/constraints.txt (override: make test CONSTRAINTS=).
@@ -29,7 +30,7 @@ NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]-*.ipynb)
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install book book-nosolutions student test unit nbval student-check book-check sync clean
+.PHONY: help install book book-nosolutions student test lint unit nbval student-check book-check sync clean
 help:
 	@echo "make book   - install, execute every chapter, build _build/html/index.html"
 	@echo "make test   - install, unit tests, nbval over notebooks/, student notebooks, strict book builds"
@@ -56,36 +57,53 @@ book: install
 	$(BIN)jupyter-book build . --builder html
 	@echo "The book: $(abspath _build/html/index.html)"
 
-unit: install
-	$(PY) -m pytest tests -q -p no:cacheprovider -m "not notebook" || [ $$? -eq 5 ]
+# Each phase of `make test` prints its wall time (CI's time split).
+TIMED = start=$$(date +%s); trap 'echo "$@: $$(( $$(date +%s) - start )) s"' EXIT;
 
+# The package's code is shown in the book: it stays formatted and within the page's 100 columns.
+lint: install
+	$(BIN)ruff format --check tlcourse
+	$(BIN)ruff check tlcourse
+
+unit: install
+	@$(TIMED) $(PY) -m pytest tests -q -p no:cacheprovider -m "not notebook and not book" || [ $$? -eq 5 ]
+
+# Each chapter runs once, here; conftest.py stores every notebook that passed in the jupyter-cache
+# that the book builds read, so `make book-check` and `make book` reuse these outputs.
+NB_CACHE := $(CURDIR)/_build/.jupyter_cache
 nbval: install
+	@mkdir -p _build
 	@if [ -z "$(NOTEBOOKS)" ]; then echo "no notebooks to run"; else \
+	  begin=$$(date +%s); \
 	  for nb in $(NOTEBOOKS); do \
 	    start=$$(date +%s); \
-	    $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	    TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	      -o testpaths= $$nb || exit $$?; \
 	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
-	  done; fi
+	  done; \
+	  echo "nbval: $$(( $$(date +%s) - begin )) s"; fi
 
 # Derived configs for builds into _build/<name> (paths made absolute, since the config file moves).
 ABS_PATHS := -e 's|^\(  *[a-z_]*:\) *book/_ext$$|\1 $(CURDIR)/book/_ext|' \
   -e 's|^\(  *- \)book/references.bib|\1$(CURDIR)/book/references.bib|' \
   -e 's|"book/_static"|"$(CURDIR)/book/_static"|'
-NO_EXEC := -e 's/^\(  *execute_notebooks:\).*/\1 "off"/'
-SHARED_CACHE := -e 's|^\(  *\)execute_notebooks: cache|&\n\1cache: $(CURDIR)/_build/.jupyter_cache|'
+SHARED_CACHE := -e 's|^\(  *\)execute_notebooks: cache|&\n\1cache: $(NB_CACHE)|'
 NO_SOLUTIONS := -e 's|^\(  *\)html_show_copyright: true|&\n\1tlcourse_hide_solutions: true|'
 STRICT := -W -n --keep-going
 
-# Warnings are errors; the notebooks are not executed again (they just ran under nbval).
+# Warnings are errors; the outputs are nbval's (the same jupyter-cache), so nothing executes again:
+# tests/test_book_build.py checks that each chapter's cache record is still the one nbval stored and
+# that the HTML has the chapters' outputs and plots. (Run alone, these builds execute what is missing.)
 book-check: install
-	@mkdir -p _build
-	sed $(ABS_PATHS) $(NO_EXEC) _config.yml > _build/_config.check.yml
+	@mkdir -p _build && date +%s > _build/.book-check-start
+	sed $(ABS_PATHS) $(SHARED_CACHE) _config.yml > _build/_config.check.yml
 	$(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT)
-	sed $(ABS_PATHS) $(NO_EXEC) $(NO_SOLUTIONS) _config.yml > _build/_config.check-nosolutions.yml
+	sed $(ABS_PATHS) $(SHARED_CACHE) $(NO_SOLUTIONS) _config.yml > _build/_config.check-nosolutions.yml
 	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT)
 	@! grep -l 'class="solution' _build/check-nosolutions/_build/html/book/*.html || (echo "solutions leaked into the no-solutions build" && false)
 	@grep -q 'class="exercise' _build/check-nosolutions/_build/html/book/01-what-is-transfer.html || (echo "the no-solutions build lost its exercises" && false)
+	TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider -m book tests/test_book_build.py
+	@echo "book-check: $$(( $$(date +%s) - $$(cat _build/.book-check-start) )) s"
 
 # The book for a graded course: executed like `make book` (same execution cache), solutions removed.
 book-nosolutions: install
@@ -94,15 +112,16 @@ book-nosolutions: install
 	$(BIN)jupyter-book build . --config _build/_config.nosolutions.yml --path-output _build/nosolutions
 	@echo "The book without solutions: $(abspath _build/nosolutions/_build/html/index.html)"
 
-# Student notebooks (solutions replaced by stubs) for every chapter.
+# Student notebooks (solutions replaced by stubs) for every chapter; `make student EXERCISES_ONLY=1`
+# keeps only each chapter's setup cell and exercise section.
 student: install
-	$(BIN)tlcourse assign --out _build/student --force
+	$(BIN)tlcourse assign --out _build/student --force $(if $(EXERCISES_ONLY),--exercises-only,)
 
-# Each chapter's student notebook runs up to its first stub and raises nothing but the stubs' errors.
+# Each chapter's exercise section runs after its setup cell alone and raises nothing but the stubs' errors.
 student-check: install
-	$(PY) -m pytest -q -p no:cacheprovider -m notebook tests/test_student_notebooks.py || [ $$? -eq 5 ]
+	@$(TIMED) $(PY) -m pytest -q -p no:cacheprovider -m notebook -s tests/test_student_notebooks.py || [ $$? -eq 5 ]
 
-test: unit nbval student-check book-check
+test: lint unit nbval student-check book-check
 
 sync:
 	touch book/[0-9][0-9]-*.md  # the Markdown is the source: make it the newer side of each pair

@@ -18,3 +18,65 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 if not os.environ.get("TLCOURSE_DATA") and (ROOT.parent / "shared" / "data").is_dir():
     os.environ["TLCOURSE_DATA"] = str(ROOT.parent / "shared" / "data")
+
+
+# ---------------------------------------------------------------------------------------------
+# nbval → jupyter-cache: each chapter is executed once per CI run (under nbval), and the book
+# builds reuse those outputs instead of executing again. With TLCOURSE_NB_CACHE set (the Makefile's
+# nbval target sets it to the book build's jupyter-cache), a notebook whose every cell passed is
+# stored there, keyed like myst-nb keys the chapter's Markdown source (same code cells, same
+# kernelspec), and marked ``executed_by: nbval`` so a test can tell that the build reused it.
+# ---------------------------------------------------------------------------------------------
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+_NB_RUNS: dict = {}  # notebook path -> {"failed": bool, "start": float, "cells": [(seconds, index)]}
+_SLOWEST: list = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if not hasattr(item, "test_outputs") or not os.environ.get("TLCOURSE_NB_CACHE"):
+        return
+    state = _NB_RUNS.setdefault(str(item.parent.fspath), {"failed": False, "start": time.time()})
+    report = outcome.get_result()
+    if report.failed or report.skipped:
+        state["failed"] = True
+    elif call.when == "call":
+        item.cell.outputs = item.test_outputs or []
+        state.setdefault("cells", []).append((round(report.duration, 1), item.cell_num))
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if not hasattr(item, "test_outputs") or not os.environ.get("TLCOURSE_NB_CACHE"):
+        return
+    if nextitem is not None and nextitem.parent is item.parent:
+        return  # the notebook is not finished yet
+    state = _NB_RUNS.pop(str(item.parent.fspath), {"failed": True})
+    if state["failed"]:
+        return
+    import copy
+
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    nb = copy.deepcopy(item.parent.nb)
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            count += 1
+            cell.execution_count = count
+    source = ROOT / "book" / (Path(str(item.parent.fspath)).stem + ".md")
+    data = {"executed_by": "nbval", "execution_seconds": round(time.time() - state["start"], 1)}
+    slowest = sorted(state.get("cells", []), reverse=True)[:5]
+    # Where a chapter's time goes: its slowest code cells (0-based code-cell index), in the summary.
+    _SLOWEST.append(f"{source.stem}: slowest cells " + ", ".join(f"#{n} {t:.0f} s" for t, n in slowest))
+    get_cache(os.environ["TLCOURSE_NB_CACHE"]).cache_notebook_bundle(
+        CacheBundleIn(nb, str(source), data=data), check_validity=False, overwrite=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _SLOWEST:
+        terminalreporter.write_line(line)
