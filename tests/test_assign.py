@@ -67,6 +67,16 @@ def test_think_answers_keep_or_drop():
         make_student_notebook(nb, 1, "maybe")
 
 
+def test_a_think_answer_without_markers_is_dropped_with_its_code():
+    # an unmarked code cell inside a think exercise's solution is the model answer: dropped, not run
+    nb = _nb(_md(EXERCISE % ("T", "t", "think") + "\n" + SOLUTION_START % "t"),
+             _code("experiment = run_the_answer()"), _md(SOLUTION_END))
+    dropped, _ = make_student_notebook(nb, 1, "drop")
+    kept, _ = make_student_notebook(nb, 1, "keep")
+    assert "run_the_answer" not in _text(dropped)
+    assert [c["source"] for c in kept["cells"] if c["cell_type"] == "code"] == ["experiment = run_the_answer()"]
+
+
 @pytest.mark.parametrize("cells, message", [
     ([_md("No exercises here."), _code("x = 1")], "no exercises found"),
     ([_md(EXERCISE % ("A", "a", "implement")), _code("x = 1")], "no solution markers"),

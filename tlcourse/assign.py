@@ -127,6 +127,9 @@ def make_student_notebook(
                 cell["source"], cell["outputs"], cell["execution_count"] = code, [], None
                 cells.append(cell)
                 continue
+            marked = "solution" in tags or any(_BEGIN.match(l) for l in _source(cell).split("\n"))
+            if in_solution and current is not None and current.kind == "think" and not marked:
+                continue  # a think exercise's model answer, its code included, is not handed out
             if "solution" in tags:
                 if number is None:
                     raise AssignError(f"{where}: a cell tagged 'solution' outside any exercise")
