@@ -162,9 +162,8 @@ def train_mixture(
             rows = [k for k, m in enumerate(names) if m == n]
             seen[n] += len(rows)
             per_task[n].append(example_loss[rows].mean().item() if rows else float("nan"))
-        return (
-            token_loss.sum() / valid.sum()
-        )  # the mean over target tokens, as the model's own loss
+        # the mean over target tokens, as the model's own loss
+        return token_loss.sum() / valid.sum()
 
     torch.manual_seed(cfg.seed)
     model.to(device)
