@@ -127,7 +127,7 @@ MODEL_ANSWERS = {
     "bert_to_task": {"differs": "inductive", "transfers": "parameters", "when": "sequential"},
     "english_to_swahili": {"differs": "domain adaptation", "transfers": "representations", "when": "sequential"},
     "t5_flan": {"differs": "inductive", "transfers": "parameters", "when": "simultaneous"},
-    "gpt4_to_small_model": {"differs": "domain adaptation", "transfers": "knowledge", "when": "sequential"},
+    "gpt4_to_small_model": {"differs": "domain adaptation", "transfers": "predictions", "when": "sequential"},
     "sst2_to_amazon": {"differs": "domain adaptation", "transfers": "parameters", "when": "sequential"},
 }
 
@@ -141,7 +141,20 @@ PLANTED_TAXONOMY = {
     "domain adaptation called inductive": _with("sst2_to_amazon", "differs", "inductive"),
     "distillation transfers parameters": _with("gpt4_to_small_model", "transfers", "parameters"),
     "cross-lingual called inductive": _with("english_to_swahili", "differs", "inductive"),
+    "frozen SST-2 body called instances": _with("sst2_to_amazon", "transfers", "instances"),
+    "distillation called relational knowledge": _with("gpt4_to_small_model", "transfers", "relational knowledge"),
+    "distillation called features": _with("gpt4_to_small_model", "transfers", "features"),
 }
+
+
+def test_taxonomy_check_accepts_a_frozen_body_as_a_representation():
+    # The chapter uses the SST-2 body frozen (a representation) as well as fine-tuned (parameters).
+    for value in ("representations", "features", "Feature representations", "representation"):
+        assert checks.transfer.taxonomy(_with("sst2_to_amazon", "transfers", value)), value
+    assert checks.transfer.taxonomy(_with("bert_to_task", "transfers", "features"))
+    # A bare "knowledge" is ambiguous (relational knowledge, or predictions): not an option.
+    result = checks.transfer.taxonomy(_with("gpt4_to_small_model", "transfers", "knowledge"))
+    assert not result and "'knowledge' is not one of" in result.message
 
 
 def test_taxonomy_check_catches_planted_mistakes():

@@ -158,11 +158,31 @@ def label_budgets(fn: Callable) -> CheckResult:
     return result
 
 
-# Exercise 1.3 (think): place the opening examples on the three axes of the taxonomy.
+# Exercise 1.4 (think): place the opening examples on the three axes of the taxonomy.
+# "What transfers" lists Pan and Yang's four kinds, plus a model's predictions (distillation).
 AXES = {
     "differs": ("inductive", "domain adaptation"),
-    "transfers": ("instances", "representations", "parameters", "knowledge"),
+    "transfers": (
+        "instances",
+        "representations",
+        "parameters",
+        "relational knowledge",
+        "predictions",
+    ),
     "when": ("sequential", "simultaneous", "continual"),
+}
+# Other spellings of an option, mapped to the option (the chapter says "feature representations").
+_SYNONYMS = {
+    "transfers": {
+        "features": "representations",
+        "feature": "representations",
+        "representation": "representations",
+        "feature representation": "representations",
+        "feature representations": "representations",
+        "instance": "instances",
+        "parameter": "parameters",
+        "prediction": "predictions",
+    },
 }
 # Accepted answers per scenario and axis (None: the axis does not decide this case).
 _ACCEPT: dict[str, dict[str, tuple[str, ...] | None]] = {
@@ -186,10 +206,15 @@ _ACCEPT: dict[str, dict[str, tuple[str, ...] | None]] = {
         "transfers": ("parameters", "representations"),
         "when": ("simultaneous",),
     },
-    "gpt4_to_small_model": {"differs": None, "transfers": ("knowledge",), "when": ("sequential",)},
+    "gpt4_to_small_model": {
+        "differs": None,
+        "transfers": ("predictions",),
+        "when": ("sequential",),
+    },
+    # The chapter reuses the SST-2 body both fine-tuned (parameters) and frozen (a representation).
     "sst2_to_amazon": {
         "differs": ("domain adaptation",),
-        "transfers": ("parameters",),
+        "transfers": ("parameters", "representations"),
         "when": ("sequential",),
     },
 }
@@ -199,8 +224,8 @@ _HINTS = {
         "or only the inputs X and P(X) (same task, new domain)?"
     ),
     "transfers": (
-        "what crosses over: chosen source examples, learned features, "
-        "the weights themselves, or the model's outputs?"
+        "what crosses over: chosen source examples, learned features, the weights themselves, "
+        "relations between data points, or a model's predictions?"
     ),
     "when": (
         "is the source learned before the target, together with it, or as one of a stream of tasks?"
@@ -210,8 +235,8 @@ SCENARIOS = tuple(_ACCEPT)
 
 
 def taxonomy(answers: Mapping[str, Mapping[str, str]]) -> CheckResult:
-    """Exercise 1.3: ``answers[scenario][axis]`` for every scenario in ``SCENARIOS`` and axis in
-    ``AXES``."""
+    """Exercise 1.4: ``answers[scenario][axis]`` for every scenario in ``SCENARIOS`` and axis in
+    ``AXES`` (common other spellings, such as "features" for "representations", are accepted)."""
     if not isinstance(answers, Mapping):
         return _report(
             "taxonomy",
@@ -230,6 +255,7 @@ def taxonomy(answers: Mapping[str, Mapping[str, str]]) -> CheckResult:
         given = answers[scenario]
         for axis, options in AXES.items():
             value = str(given.get(axis, "")).strip().lower() if isinstance(given, Mapping) else ""
+            value = _SYNONYMS.get(axis, {}).get(value, value)
             if value not in options:
                 problems.append(
                     f"{scenario}.{axis}: {value or '(missing)'!r} "
