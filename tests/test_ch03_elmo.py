@@ -41,14 +41,59 @@ def test_train_head_learns_separable_features_and_prefers_the_informative_layer(
     assert acc_noise < 0.6
 
 
-def test_noun_verb_occurrences_and_agreement():
-    sentences = [["I", "saw", "the", "play"], ["we", "like", "to", "play"], ["a", "play", "to", "play"], ["play", "now"]]
-    occ = ch.noun_verb_occurrences(sentences, "play")
-    assert [(i, label) for _, i, label in occ] == [(3, "noun"), (3, "verb"), (1, "noun"), (3, "verb")]
+def _toy_ud():
+    split = {"tokens": [["I", "saw", "the", "Play"], ["we", "play", "well"], ["Work", "and", "work"]],
+             "upos": [["PRON", "VERB", "DET", "NOUN"], ["PRON", "VERB", "ADV"], ["NOUN", "CCONJ", "VERB"]]}
+    return {"train": split, "validation": {"tokens": [["play", "it"]], "upos": [["VERB", "PRON"]]}}
+
+
+def test_noun_verb_occurrences_use_the_gold_tags_and_agreement():
+    ud = _toy_ud()
+    occ = ch.noun_verb_occurrences(ud, "play")
+    assert [(s[i], i, tag) for s, i, tag in occ] == [("Play", 3, "NOUN"), ("play", 1, "VERB"), ("play", 0, "VERB")]
+    assert ch.ambiguous_words(ud, n=5, min_each=1) == ["play", "work"]  # saw: VERB only
+    assert ch.ambiguous_words(ud, n=5, min_each=2) == []
     vectors = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
     labels = np.array(["noun", "verb", "noun", "verb"])
     assert ch.nearest_neighbour_agreement(vectors, labels) == 1.0
     assert ch.nearest_neighbour_agreement(vectors, np.array(["noun", "noun", "verb", "verb"])) == 0.0
+
+
+def test_most_frequent_tag_and_known_words():
+    words = ["the", "work", "work", "work", "run"]
+    tags = torch.tensor([0, 1, 2, 2, 2])
+    assert probes.most_frequent_tag(words, tags, ["work", "the", "unseen"]).tolist() == [2, 0, 2]
+    assert ch.known_words([["The", "cat"], ["dog"]], {"the": 0, "dog": 1}).tolist() == [True, False, True]
+
+
+def test_fit_head_with_extra_inputs_uses_them():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (600,), generator=g)
+    noise = torch.randn(1, 600, 4, generator=g)  # the layers carry nothing
+    extra = torch.nn.functional.one_hot(y, 3).float() * 3 + 0.3 * torch.randn(600, 3, generator=g)
+    cfg = probes.HeadConfig(steps=300, hidden=16)
+    predict, _ = probes.fit_head(noise[:, :400], y[:400], cfg, extra=extra[:400])
+    assert (predict(noise[:, 400:], extra[400:]) == y[400:]).float().mean() > 0.95
+    with pytest.raises(ValueError, match="extra"):
+        predict(noise[:, 400:])
+    without, _ = probes.fit_head(noise[:, :400], y[:400], cfg)
+    assert (without(noise[:, 400:]) == y[400:]).float().mean() < 0.6
+
+
+def test_few_label_tagging_rows_and_budgets():
+    torch.manual_seed(0)
+    sentences = [["a", "b"], ["b", "c", "a"], ["c", "c"], ["a", "c"]]
+    y = torch.tensor([0, 1, 1, 2, 0, 2, 2, 0, 2])  # a=0, b=1, c=2; tag 2 is the commonest
+    task = probes.ProbeTask("toy", sentences, [["a", "b", "c", "z"]], y, torch.tensor([0, 1, 2, 2]), True)
+    elmo_x, elmo_test = torch.randn(3, 9, 4), torch.randn(3, 4, 4)
+    static_x, static_test = torch.randn(1, 9, 2), torch.randn(1, 4, 2)
+    known = torch.tensor([True, True, True, False])
+    cfg = ch.ElmoChapterConfig(upos_budgets=(1, 4), upos_seeds=2, head=probes.HeadConfig(steps=5, hidden=4))
+    runs, weights = ch.few_label_tagging(task, (elmo_x, elmo_test), (static_x, static_test), known, cfg, progress=False)
+    assert len(runs) == 2 * 2 * 4 and set(weights) == {1, 4} and weights[4].shape == (3,)
+    full = runs[(runs.budget == 4) & (runs.tagger == "most frequent tag")]
+    # all sentences: a->0, b->1, c->2; the unseen "z" gets the commonest tag (2): all four right
+    assert (full["all words"] == 1.0).all() and (full["without one"] == 1.0).all()
 
 
 def test_layer_features_strip_the_boundary_marks():

@@ -308,6 +308,19 @@ def _reference_mix(L, w, g):
     return g * torch.tensordot(torch.softmax(w, 0), L, dims=([0], [0]))
 
 
+def _reference_elmo_input(static, layers, mix):
+    s = torch.softmax(mix.w.detach(), 0)
+    return torch.cat([static, mix.gamma.detach() * torch.tensordot(s, layers, dims=([0], [0]))], -1)
+
+
+PLANTED_ELMO_INPUT = {
+    "biLM part first": lambda x, L, m: torch.cat([m(L), x], -1),
+    "mean of the layers": lambda x, L, m: torch.cat([x, L.mean(0)], -1),
+    "top layer only": lambda x, L, m: torch.cat([x, L[-1]], -1),
+    "static vectors mixed too": lambda x, L, m: m(torch.cat([x.expand(L.shape[0], -1, -1), L], -1)),
+}
+
+
 def _reference_highway(x, t, g):
     gate = torch.sigmoid(g(x))
     return gate * torch.relu(t(x)) + (1 - gate) * x
@@ -317,6 +330,7 @@ def _reference_highway(x, t, g):
     ("scalar_mix", _reference_mix, PLANTED_MIX),
     ("reverse_padded", elmo.reverse_padded, PLANTED_REVERSE),
     ("highway", _reference_highway, PLANTED_HIGHWAY),
+    ("elmo_input", _reference_elmo_input, PLANTED_ELMO_INPUT),
 ])
 def test_chapter3_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.elmo, check), check, reference, planted, capsys)

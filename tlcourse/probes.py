@@ -1,19 +1,21 @@
 """Probing classifiers on frozen features: a per-task ScalarMix (or one layer) and a small head.
 
 ELMo's *feature-based* transfer (Peters et al. 2018) trains only a mix of the frozen layers and a
-task head; with a linear head (``hidden=0``) the same code is a *probe* in the sense of Tenney et
-al. (2019): it measures what a layer makes linearly accessible. Chapter 3 probes its biLM, static
-word vectors and MiniLM; chapter 4 probes every layer of MiniLM.
+task head; with a linear head (``hidden=0``) the same code is a *probe*: it measures what a layer
+makes linearly accessible (Tenney et al. 2019; why linear: Hewitt & Liang 2019). Chapter 3 probes
+its biLM, static word vectors and MiniLM; chapter 4 probes every layer of MiniLM.
 
 * :class:`Standardize`: per-layer, per-dimension standardisation fitted on the training rows;
-* :class:`HeadConfig` / :func:`train_head`: fit the mix (or a fixed layer) and the head, return the
-  test accuracy and the mix's weights;
+* :class:`HeadConfig` / :func:`fit_head` / :func:`train_head`: fit the mix (or a fixed layer) and
+  the head, optionally with extra per-row inputs (ELMo's ``[x_k; ELMo_k]``); return a predictor or
+  the test accuracy, and the mix's weights; :func:`most_frequent_tag` is the tagging baseline;
 * :class:`ProbeTask`: a task's sentences and labels, with each representation's features on demand;
   :func:`tagging_data` is UPOS tagging on UD English-EWT.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,6 +51,58 @@ class HeadConfig:
     batch: int = 512
 
 
+def fit_head(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: HeadConfig = HeadConfig(),
+    layer: int | None = None,
+    seed: int = 0,
+    extra: torch.Tensor | None = None,
+) -> tuple[Callable[..., torch.Tensor], np.ndarray]:
+    """Fit ``ScalarMix`` (or the single ``layer``) + a head on features ``x`` (L, N, d); return
+    ``predict(x, extra=None) -> labels`` and the mix's weights ``s``.
+
+    ``extra`` (N, d'), when given, is concatenated to the mixed representation before the head:
+    ELMo's recipe ``[x_k; ELMo_k]`` adds the biLM to the task model's own context-independent
+    input (Peters et al. 2018, section 3.3). The head is an MLP with ``cfg.hidden`` units, or linear
+    when ``cfg.hidden = 0``; Adam on random minibatches of ``cfg.batch`` rows for ``cfg.steps``.
+    """
+    torch.manual_seed(seed)
+    mix = ScalarMix(x.shape[0])
+    n_classes = int(y.max()) + 1
+    width = x.shape[-1] + (0 if extra is None else extra.shape[-1])
+    if cfg.hidden == 0:  # a linear probe (chapter 4's per-layer probes)
+        head = nn.Linear(width, n_classes)
+    else:
+        head = nn.Sequential(
+            nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_classes)
+        )
+    params = [*head.parameters(), *(mix.parameters() if layer is None else [])]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+
+    def logits(feats: torch.Tensor, more: torch.Tensor | None) -> torch.Tensor:
+        h = mix(feats) if layer is None else feats[layer]
+        return head(h if more is None else torch.cat([h, more], -1))
+
+    for _ in range(cfg.steps):
+        idx = torch.randint(x.shape[1], (cfg.batch,), generator=gen)
+        loss = F.cross_entropy(logits(x[:, idx], None if extra is None else extra[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def predict(feats: torch.Tensor, more: torch.Tensor | None = None) -> torch.Tensor:
+        if (more is None) != (extra is None):
+            raise ValueError(
+                "predict needs `extra` features exactly when the head was fitted with them"
+            )
+        return logits(feats, more).argmax(-1)
+
+    return predict, mix.weights.detach().numpy()
+
+
 def train_head(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -58,37 +112,23 @@ def train_head(
     layer: int | None = None,
     seed: int = 0,
 ) -> tuple[float, np.ndarray]:
-    """Fit ``ScalarMix`` (or the single ``layer``) + a head on features ``x`` (L, N, d); test
-    accuracy and ``s``.
+    """:func:`fit_head` on ``x``, then its accuracy on ``x_test``; returns ``(accuracy, s)``."""
+    predict, weights = fit_head(x, y, cfg, layer, seed)
+    return (predict(x_test) == y_test).float().mean().item(), weights
 
-    The head is an MLP with ``cfg.hidden`` units, or linear when ``cfg.hidden = 0``; Adam on random
-    minibatches of ``cfg.batch`` rows for ``cfg.steps`` steps.
-    """
-    torch.manual_seed(seed)
-    mix = ScalarMix(x.shape[0])
-    n_classes = int(y.max()) + 1
-    if cfg.hidden == 0:  # a linear probe (chapter 4's per-layer probes)
-        head = nn.Linear(x.shape[-1], n_classes)
-    else:
-        head = nn.Sequential(
-            nn.Linear(x.shape[-1], cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_classes)
-        )
-    params = [*head.parameters(), *(mix.parameters() if layer is None else [])]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
 
-    def represent(feats: torch.Tensor) -> torch.Tensor:
-        return mix(feats) if layer is None else feats[layer]
-
-    for _ in range(cfg.steps):
-        idx = torch.randint(x.shape[1], (cfg.batch,), generator=gen)
-        loss = F.cross_entropy(head(represent(x[:, idx])), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        accuracy = (head(represent(x_test)).argmax(-1) == y_test).float().mean().item()
-    return accuracy, mix.weights.detach().numpy()
+def most_frequent_tag(
+    train_words: list[str], train_tags: torch.Tensor, test_words: list[str]
+) -> torch.Tensor:
+    """The baseline every tagger must beat: each test word gets the tag it had most often in the
+    training words; a word never seen there gets the most frequent tag overall."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for w, t in zip(train_words, train_tags.tolist()):
+        counts[w][t] += 1
+    overall = Counter(train_tags.tolist()).most_common(1)[0][0]
+    return torch.tensor(
+        [counts[w].most_common(1)[0][0] if w in counts else overall for w in test_words]
+    )
 
 
 @dataclass

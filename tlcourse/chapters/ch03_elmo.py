@@ -3,15 +3,16 @@
 * :class:`ElmoChapterConfig` / :data:`CONFIGS`: the chapter's sizes per profile;
 * :func:`pretrain_bilm` trains :class:`~tlcourse.elmo.BiLM` on the cased, tokenised Gutenberg +
   WikiText-2 text (:func:`tlcourse.text.lm_sentences`; cached in the artefact cache by its config);
-* words in context: noun/verb occurrences of ambiguous words, labelled by the word before them, a
-  nearest-neighbour agreement score (the static-vector baseline is the majority label), and each
-  query's closest occurrences in the corpus;
-* the two downstream tasks as :class:`~tlcourse.probes.ProbeTask` s, UPOS tagging on UD English-EWT
-  (:func:`tlcourse.probes.tagging_data`, one row per token) and SST-2 sentiment
-  (:func:`sentiment_data`, one row per sentence), on which :func:`tlcourse.probes.train_head` fits a
-  per-task ScalarMix and a small MLP: ELMo's *feature-based* transfer;
-* :func:`finetune_lm_classifier` is the GPT-1 alternative: fine-tune the forward LM itself on the
-  task with ``L = L_task + λ L_LM`` (Radford et al. 2018, eq. 5).
+* words in context: occurrences of words that UD English-EWT's gold annotation tags both as nouns
+  and as verbs (:func:`ambiguous_words`, :func:`noun_verb_occurrences`), a nearest-neighbour
+  agreement score (a static vector can only reach the majority tag), and each query's closest
+  occurrences in the corpus;
+* :func:`few_label_tagging`: UPOS on EWT with 50-1,000 labelled sentences, scored on words with and
+  without a static vector: ELMo's *feature-based* transfer (:func:`tlcourse.probes.fit_head`, a
+  ScalarMix and a small MLP on the frozen layers, alone or concatenated with static vectors);
+* :func:`finetune_lm_classifier` is the other road: fine-tune the forward LM itself with a head on
+  its mean state (ULMFiT-style), with GPT-1's auxiliary loss ``L = L_task + λ L_LM`` (Radford et
+  al. 2018, eq. 5).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import data, hub
+from .. import hub, probes
 from ..elmo import BiLM, BiLMConfig, layer_features, make_batch
 from ..probes import HeadConfig, ProbeTask
 from ..text import BOS, EOS, UNK
@@ -47,9 +48,13 @@ class ElmoChapterConfig:
     pretrain_steps: int = 600
     pretrain_batch: int = 64
     pretrain_lr: float = 2e-3
-    upos_train: int = 3000  # UD English-EWT training sentences for the tagger (dev: all 2,001)
-    sst_train: int = 5000  # SST-2 training sentences (validation: all 872)
-    head: HeadConfig = field(default_factory=HeadConfig)  # ScalarMix + MLP on the frozen features
+    context_words: int = 12  # EWT words tagged both NOUN and VERB, for the words-in-context test
+    context_min: int = 15  # ... each tag at least this often in EWT train + dev
+    upos_pool: int = 1000  # EWT training sentences the label budgets are drawn from (test: dev)
+    upos_budgets: tuple[int, ...] = (50, 200, 1000)  # labelled sentences
+    upos_seeds: int = 3
+    # ScalarMix + MLP on the frozen features
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(steps=500, batch=256))
     gpt_lambdas: tuple[float, ...] = (0.0, 0.5)
     gpt_seeds: int = 3
     gpt_train: int = 2000
@@ -61,7 +66,12 @@ class ElmoChapterConfig:
 CONFIGS = {
     "cpu": ElmoChapterConfig(),
     "gpu": ElmoChapterConfig(
-        pretrain_steps=3000, upos_train=12544, sst_train=20000, gpt_seeds=5, gpt_steps=300
+        pretrain_steps=3000,
+        upos_pool=12544,
+        upos_budgets=(50, 200, 1000, 12544),
+        upos_seeds=5,
+        gpt_seeds=5,
+        gpt_steps=300,
     ),
 }
 
@@ -183,35 +193,29 @@ def pretrain_bilm(
 # Words in context, and the sentence-level task
 
 
-DETERMINERS = {"the", "a", "an", "this", "that", "his", "her", "my", "your", "their", "our", "its"}
-VERB_CUES = {
-    "to",
-    "will",
-    "would",
-    "could",
-    "can",
-    "not",
-    "did",
-    "shall",
-    "should",
-    "may",
-    "must",
-    "might",
-}
+def ambiguous_words(ud, n: int, min_each: int) -> list[str]:
+    """The ``n`` lower-cased words tagged both NOUN and VERB at least ``min_each`` times in the
+    gold UPOS of ``ud`` (a ``DatasetDict`` of UD splits), most balanced first."""
+    counts: dict[str, Counter] = {}
+    for split in ud.values():
+        for tokens, tags in zip(split["tokens"], split["upos"]):
+            for w, t in zip(tokens, tags):
+                if t in ("NOUN", "VERB"):
+                    counts.setdefault(w.lower(), Counter())[t] += 1
+    both = [w for w, c in counts.items() if min(c["NOUN"], c["VERB"]) >= min_each]
+    return sorted(both, key=lambda w: (-min(counts[w]["NOUN"], counts[w]["VERB"]), w))[:n]
 
 
-def noun_verb_occurrences(
-    sentences: Sequence[Sequence[str]], word: str
-) -> list[tuple[list[str], int, str]]:
-    """``(sentence, position, "noun" | "verb")`` for each occurrence of ``word`` right after a
-    determiner (noun) or a verbal cue such as *to* or *will* (verb)."""
-    out = []
-    for sentence in sentences:
-        for i in range(1, len(sentence)):
-            before = sentence[i - 1].lower()
-            if sentence[i].lower() == word and before in DETERMINERS | VERB_CUES:
-                out.append((list(sentence), i, "noun" if before in DETERMINERS else "verb"))
-    return out
+def noun_verb_occurrences(ud, word: str) -> list[tuple[list[str], int, str]]:
+    """``(sentence, position, "NOUN" | "VERB")`` for each occurrence of ``word`` (any case) that the
+    gold annotation of ``ud`` tags as a noun or a verb."""
+    return [
+        (list(tokens), i, tags[i])
+        for split in ud.values()
+        for tokens, tags in zip(split["tokens"], split["upos"])
+        for i, w in enumerate(tokens)
+        if w.lower() == word and tags[i] in ("NOUN", "VERB")
+    ]
 
 
 def nearest_neighbour_agreement(vectors: torch.Tensor, labels: np.ndarray) -> float:
@@ -257,27 +261,74 @@ def _window(sentence: Sequence[str], i: int, width: int = 4) -> list[str]:
     return [*sentence[max(0, i - width) : i], f"[{sentence[i]}]", *sentence[i + 1 : i + 1 + width]]
 
 
-def sentiment_data(cfg: ElmoChapterConfig, data_dir=None) -> ProbeTask:
-    """SST-2: ``cfg.sst_train`` random training sentences (seeded); the validation set as test."""
-    sst = data.load_sst2(data_dir=data_dir)
-    rows = sorted(split_heldout(list(range(len(sst["train"]))), cfg.sst_train)[1])
-    train, dev = sst["train"].select(rows), sst["validation"]
-    return ProbeTask(
-        "SST-2",
-        [s.split() for s in train["sentence"]],
-        [s.split() for s in dev["sentence"]],
-        torch.tensor(train["label"]),
-        torch.tensor(dev["label"]),
-        token_level=False,
-    )
+def known_words(sentences: Sequence[Sequence[str]], vocab: dict[str, int]) -> torch.Tensor:
+    """One boolean per token: does the (lower-cased) word have a static vector?"""
+    return torch.tensor([w.lower() in vocab for s in sentences for w in s])
+
+
+def few_label_tagging(
+    task: ProbeTask,
+    elmo_features: tuple[torch.Tensor, torch.Tensor],
+    static_features: tuple[torch.Tensor, torch.Tensor],
+    known: torch.Tensor,
+    cfg: ElmoChapterConfig,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """UPOS with few labels: for each budget and seed, ``budget`` training sentences drawn from
+    ``task`` (seeded), four taggers, scored on the test tokens overall and on the words with and
+    without a static vector (``known``).
+
+    The taggers: the most frequent tag per word; an MLP on the static vectors; an MLP on a
+    ScalarMix of the frozen biLM layers (ELMo alone); and ELMo's recipe, the static vector
+    concatenated with the mix, ``[x_k; ELMo_k]`` (Peters et al. 2018, section 3.3). Returns one row
+    per (budget, seed, tagger) and the learned layer weights of the recipe per budget (seed 0).
+    """
+    (x, x_test), (s, s_test) = elmo_features, static_features
+    lengths = torch.tensor([len(t) for t in task.sentences])
+    sentence_of = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    words = [w.lower() for t in task.sentences for w in t]
+    test_words = [w.lower() for t in task.test_sentences for w in t]
+    rows, weights = [], {}
+    runs = [(b, seed) for b in cfg.upos_budgets for seed in range(cfg.upos_seeds)]
+    for budget, seed in progress_bar(runs, progress=progress, desc="UPOS taggers", leave=False):
+        picked = np.random.default_rng(seed).permutation(len(lengths))[:budget]
+        r = torch.isin(sentence_of, torch.from_numpy(picked))
+        y = task.y[r]
+        train_words = [w for w, keep in zip(words, r.tolist()) if keep]
+        preds = {"most frequent tag": probes.most_frequent_tag(train_words, y, test_words)}
+        predict, _ = probes.fit_head(s[:, r], y, cfg.head, layer=0, seed=seed)
+        preds["static (SGNS)"] = predict(s_test)
+        predict, _ = probes.fit_head(x[:, r], y, cfg.head, seed=seed)
+        preds["ELMo alone"] = predict(x_test)
+        predict, w = probes.fit_head(x[:, r], y, cfg.head, seed=seed, extra=s[0, r])
+        preds["static + ELMo"] = predict(x_test, s_test[0])
+        if seed == 0:
+            weights[budget] = w
+        for name, p in preds.items():
+            correct = (p == task.y_test).float()
+            rows.append(
+                {
+                    "budget": budget,
+                    "seed": seed,
+                    "tagger": name,
+                    "all words": correct.mean().item(),
+                    "with a static vector": correct[known].mean().item(),
+                    "without one": correct[~known].mean().item(),
+                }
+            )
+    return pd.DataFrame(rows), weights
 
 
 # --------------------------------------------------------------------------------------------
-# GPT-1 style: fine-tune the language model itself
+# Fine-tune the language model itself (ULMFiT-style), with GPT-1's auxiliary LM loss
 
 
 class LMClassifier(nn.Module):
-    """The biLM's forward direction with a linear head on the mean of its top-layer states."""
+    """The biLM's forward direction with a linear head on the mean of its top-layer states.
+
+    A recurrent LM fine-tuned as a classifier is ULMFiT's set-up (Howard & Ruder 2018, who pool the
+    last, max and mean states); GPT-1 instead fine-tunes a transformer decoder and classifies from
+    the last token."""
 
     def __init__(self, bilm: BiLM, n_classes: int) -> None:
         super().__init__()

@@ -116,3 +116,63 @@ def highway(fn: Callable) -> CheckResult:
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def _mix_with(n_layers: int, w: list[float], gamma: float) -> elmo.ScalarMix:
+    mix = elmo.ScalarMix(n_layers)
+    with torch.no_grad():
+        mix.w.copy_(torch.tensor(w))
+        mix.gamma.fill_(gamma)
+    return mix
+
+
+def _reference_elmo_input(
+    static: torch.Tensor, layers: torch.Tensor, mix: elmo.ScalarMix
+) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([static, mix(layers)], dim=-1)
+
+
+def elmo_input(fn: Callable) -> CheckResult:
+    """Exercise 3.4: ``fn(static, layers, mix) -> [x_k; ELMo_k]``, the static vectors first
+    (Peters et al. 2018, section 3.3)."""
+    g = torch.Generator().manual_seed(3)
+    cases = [
+        Case(
+            (
+                torch.randn(5, 3, generator=g),
+                torch.randn(3, 5, 4, generator=g),
+                _mix_with(3, [0.5, -1.0, 2.0], 1.7),
+            ),
+            label="3 layers, uneven weights",
+        ),
+        Case(
+            (
+                torch.randn(1, 2, generator=g),
+                torch.randn(2, 1, 6, generator=g),
+                _mix_with(2, [0.0, 0.0], 1.0),
+            ),
+            label="one token, equal weights",
+        ),
+        Case(
+            (
+                torch.zeros(4, 3),
+                torch.randn(3, 4, 2, generator=g),
+                _mix_with(3, [3.0, 0.0, -3.0], 0.5),
+            ),
+            label="unknown words (zero static vectors)",
+        ),
+    ]
+    hints = {
+        "3 layers, uneven weights": (
+            "mix the layers with the ScalarMix you are given (mix(layers)), then concatenate "
+            "[static, mixed] along the last dimension"
+        ),
+        "one token, equal weights": "the static part comes first, the mixed biLM part second",
+        "unknown words (zero static vectors)": (
+            "only the biLM layers go through the mix; the static vectors are concatenated as is"
+        ),
+    }
+    return compare_to_reference(
+        "elmo_input", fn, _reference_elmo_input, cases, hints, rtol=1e-5, atol=1e-6
+    )
