@@ -54,7 +54,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) $(if $(VENV),$(VENV)/bin/python,)
 install: $(STAMP)
 
 book: install
-	$(BIN)jupyter-book build . --builder html
+	TLCOURSE_STRICT_CHECKS=1 $(BIN)jupyter-book build . --builder html
 	@echo "The book: $(abspath _build/html/index.html)"
 
 # Each phase of `make test` prints its wall time (CI's time split).
@@ -77,7 +77,7 @@ nbval: install
 	  begin=$$(date +%s); \
 	  for nb in $(NOTEBOOKS); do \
 	    start=$$(date +%s); \
-	    TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	    TLCOURSE_STRICT_CHECKS=1 TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	      -o testpaths= $$nb || exit $$?; \
 	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
 	  done; \
@@ -97,7 +97,7 @@ STRICT := -W -n --keep-going
 book-check: install
 	@mkdir -p _build && date +%s > _build/.book-check-start
 	sed $(ABS_PATHS) $(SHARED_CACHE) _config.yml > _build/_config.check.yml
-	$(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT)
+	TLCOURSE_STRICT_CHECKS=1 $(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT)
 	sed $(ABS_PATHS) $(SHARED_CACHE) $(NO_SOLUTIONS) _config.yml > _build/_config.check-nosolutions.yml
 	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT)
 	@! grep -l 'class="solution' _build/check-nosolutions/_build/html/book/*.html || (echo "solutions leaked into the no-solutions build" && false)

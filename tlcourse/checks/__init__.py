@@ -1,8 +1,11 @@
 """Exercise self-checks: run a student's function on several inputs and say PASS or give a hint.
 
-A check never shows the reference code and never raises: it prints one line per outcome and
-returns a :class:`CheckResult` (truthy when passed). Each chapter has a module of checks named
-after its topic: ``tlcourse.checks.transfer.js_divergence(my_function)`` for chapter 1.
+A check never shows the reference code: it prints one line per outcome and returns a
+:class:`CheckResult` (truthy when passed). For a student it never raises. When the book itself is
+executed (``make test``, ``make book``: ``TLCOURSE_STRICT_CHECKS=1``), a check that does not pass
+raises :class:`CheckFailed`, so a chapter's own solution that fails its check fails the build.
+Each chapter has a module of checks named after its topic:
+``tlcourse.checks.transfer.js_divergence(my_function)`` for chapter 1.
 
 The shape of a check:
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -25,6 +29,7 @@ import torch
 
 __all__ = [
     "Case",
+    "CheckFailed",
     "CheckResult",
     "Property",
     "check_properties",
@@ -158,9 +163,17 @@ def _call(fn: Callable, case: Case) -> tuple[Any, str | None]:
         return None, f"raised {type(err).__name__}: {err}"
 
 
+class CheckFailed(AssertionError):
+    """A self-check did not pass while ``TLCOURSE_STRICT_CHECKS=1`` (the book's own solutions)."""
+
+
 def _report(name: str, passed: bool, text: str, case: Case | None = None) -> CheckResult:
     line = f"PASS {name}: {text}" if passed else f"NOT YET {name}: {text}"
     print(line)
+    if not passed and os.environ.get("TLCOURSE_STRICT_CHECKS") == "1":
+        raise CheckFailed(
+            f"{line}\n(TLCOURSE_STRICT_CHECKS=1: the book's solutions must pass their checks)"
+        )
     return CheckResult(name, passed, line, case)
 
 
