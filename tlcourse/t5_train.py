@@ -128,10 +128,11 @@ def train_mixture(
     """Train ``model`` on batches drawn from ``splits`` at the mixing ``rates``
     (:class:`tlcourse.t5.MixtureSampler`).
 
-    All tasks share every parameter and one loss, ``L = Σ_t λ_t L_t``, where the weights ``λ_t`` are
-    the rates at which the tasks are sampled. The history's ``metrics`` hold each task's training
-    loss per step (``loss <task>``, NaN when the batch had none of it) and the examples seen per
-    task.
+    All tasks share every parameter and one loss, the mean over a batch's target tokens: in
+    expectation ``L = Σ_t λ_t L_t`` with ``λ_t ∝ r_t · m_t``, the task's sampling rate times its
+    mean target length in tokens (per example, the tasks weigh as their rates). The history's
+    ``metrics`` hold each task's training loss per step (``loss <task>``, NaN when the batch had
+    none of it) and the examples seen per task.
     """
     rates = {n: r for n, r in rates.items() if r > 0}
     missing = sorted(set(rates) - set(splits))
