@@ -95,7 +95,7 @@ def test_bad_notebooks_are_named_with_the_fix(cells, message):
 def test_chapter_one_student_notebook(tmp_path):
     report = assign(tmp_path / "out", ROOT / "notebooks", ["1"])
     assert [(e.number, e.kind) for e in report["01-what-is-transfer"]] == [
-        ("1.1", "implement"), ("1.2", "implement"), ("1.3", "experiment"), ("1.4", "think")]
+        ("1.1", "implement"), ("1.2", "implement"), ("1.3", "experiment"), ("1.4", "think"), ("1.5", "implement")]
     nb = json.loads((tmp_path / "out" / "01-what-is-transfer.ipynb").read_text())
     text = _text(nb)
     for solution_line in ["count_a.update(tokens)", "queues = [list(rng.permutation", "gentle_cfg =", '"sst2_to_amazon": {']:
@@ -130,7 +130,7 @@ def test_cli_errors_write_nothing(tmp_path, capsys):
 def test_cli_writes_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "student"
     assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out)]) == 0
-    assert "01-what-is-transfer.ipynb: 4 exercises (1.1 implement, 1.2 implement, 1.3 experiment, 1.4 think)" in capsys.readouterr().out
+    assert "01-what-is-transfer.ipynb: 5 exercises (1.1 implement, 1.2 implement, 1.3 experiment, 1.4 think, 1.5 implement)" in capsys.readouterr().out
     assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out), "--force", "--think-answers", "keep"]) == 0

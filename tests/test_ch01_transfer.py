@@ -122,3 +122,44 @@ def test_learning_curves_records_and_determinism():
     assert list(curves) == ["scratch", "src, frozen", "oracle"]
     assert curves["oracle"][0].tolist() == [1.0, 1.0]  # the label itself as a feature: perfect
     assert curves["scratch"][0][-1] > 0.9  # 20 labels of a two-word task are enough from scratch
+
+
+def test_keep_head_source_accuracy_and_paired_tables():
+    cfg = dataclasses.replace(ch.CONFIGS["cpu"], dim=8, hidden=8, budgets=(4, 20), seeds=3,
+                              finetune_steps=30, finetune_lr=0.05)
+    setting = _toy_setting()
+    setting.source_tests = {"src": setting.target}  # held-out rows of the source task
+    torch.manual_seed(1)
+    source = bow.BagOfWords(len(setting.vocab), setting.vocab.pad_id, 2, 8, 8)
+    before = ch.source_accuracy(source, setting, "src")
+    conditions = [("scratch", None, False), ("new head", "src", False), ("kept", "src", False, True),
+                  ("frozen", "src", True), ("frozen, kept", "src", True, True)]
+    records = ch.learning_curves(setting, {"src": source}, cfg, conditions, progress=False)
+    assert [("source_accuracy" in r) for r in records[:5]] == [False, True, True, True, True]
+    # A frozen body under the source head put back is the source model itself: nothing forgotten.
+    assert (ch.seed_table(records, "frozen", key="source_accuracy") == before).all()
+    # Keeping the head and freezing the body: only the source head trains, so it starts from the
+    # source model (same target accuracy before training as the source model).
+    model = ch._target_model(setting, {"src": source}, cfg, "src", True, True)
+    assert torch.equal(model.head.weight, source.head.weight)
+    assert ch.target_accuracy(model, setting) == ch.zero_shot_accuracy(source, setting)
+    # seed_table pairs runs by seed: rows are seeds, columns budgets in increasing order.
+    table = ch.seed_table(records, "kept")
+    assert table.shape == (3, 2)
+    assert table[2, 1] == next(r["accuracy"] for r in records
+                               if r["condition"] == "kept" and r["seed"] == 2 and r["budget"] == 20)
+    mean, se = ch.mean_se(np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]]))
+    assert mean.tolist() == [3.0, 2.0] and se == pytest.approx([2 / np.sqrt(3), 0.0])
+    with pytest.raises(ValueError, match="keeping the head needs a source"):
+        ch._target_model(setting, {"src": source}, cfg, None, False, True)
+    four = bow.BagOfWords(len(setting.vocab), setting.vocab.pad_id, 4, 8, 8)
+    with pytest.raises(ValueError, match="target's 2 labels"):
+        ch._target_model(setting, {"src": four}, cfg, "src", False, True)
+
+
+def test_budget_rows_are_the_learning_curve_rows():
+    setting = _toy_setting()
+    pool_labels = setting.target.y.numpy()[setting.pool_idx]
+    subsets = data.label_budget_indices(pool_labels, (4, 20, 60), seed=3)
+    for budget in (4, 20, 60):
+        assert np.array_equal(ch.budget_rows(setting, budget, 3), setting.pool_idx[subsets[budget]])

@@ -9,12 +9,17 @@ later chapters repeat with bigger models:
 3. either freeze the body (feature extraction) or fine-tune everything (Pan & Yang 2010's
    *parameter transfer*; Yosinski et al. 2014), on a budget of ``k`` target labels;
 4. compare with the same network trained from scratch on the same ``k`` labels.
+
+Two variations measure what step 2 costs and what step 3 does to the source task: when source and
+target share their labels, the source head can be kept (used as it is, zero-shot, or fine-tuned
+with the body); and the fine-tuned model's accuracy on the source task's held-out rows, before and
+after, measures catastrophic forgetting (Kirkpatrick et al. 2017).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -84,18 +89,26 @@ class Setting:
     target: Task
     test_idx: np.ndarray  # fixed target test rows
     pool_idx: np.ndarray  # target rows from which label budgets are drawn
+    # held-out rows of a source task (SST-2's validation split), to measure forgetting
+    source_tests: dict[str, Task] = field(default_factory=dict)
 
 
 def prepare(cfg: TransferConfig, data_dir=None) -> Setting:
     """Load SST-2, AG News and the target UCI domain, build one vocabulary, encode everything.
 
     The vocabulary counts words in all texts (never labels), so every model shares it; a word seen
-    only in target sentences keeps its random embedding in every condition alike.
+    only in target sentences keeps its random embedding in every condition alike. A source's
+    validation split, where it has one (SST-2: 872 sentences), is encoded as ``source_tests``; it
+    does not enter the vocabulary (its unseen words become ``<unk>``).
     """
     raw: dict[str, tuple[list[str], list[int], int]] = {}
+    held_out: dict[str, tuple[list[str], list[int]]] = {}
     for name, (loader, column, _) in SOURCES.items():
-        ds = data.load(loader, data_dir=data_dir)["train"]
+        splits = data.load(loader, data_dir=data_dir)
+        ds = splits["train"]
         raw[name] = (ds[column], ds["label"], ds.features["label"].num_classes)
+        if "validation" in splits:
+            held_out[name] = (splits["validation"][column], splits["validation"]["label"])
     tgt = data.load_uci_sentiment(cfg.target, data_dir=data_dir)
     raw["target"] = (tgt["sentence"], tgt["label"], 2)
     tokens = {name: [tokenize(t) for t in texts] for name, (texts, _, _) in raw.items()}
@@ -115,7 +128,18 @@ def prepare(cfg: TransferConfig, data_dir=None) -> Setting:
     }
     target = tasks.pop("target")
     test_idx, pool_idx = data.stratified_split(target.y.numpy(), cfg.test_size, seed=0)
-    return Setting(vocab, tasks, target, test_idx, pool_idx)
+    source_tests = {}
+    for name, (texts, labels) in held_out.items():
+        toks = [tokenize(t) for t in texts]
+        source_tests[name] = Task(
+            f"{name} (validation)",
+            vocab.encode_batch(toks, cfg.max_len),
+            torch.tensor(labels),
+            tasks[name].n_classes,
+            toks,
+            texts,
+        )
+    return Setting(vocab, tasks, target, test_idx, pool_idx, source_tests)
 
 
 def pretrain_source(
@@ -159,61 +183,105 @@ def pretrain_source(
     return model.eval()
 
 
-# The conditions of the learning-curve experiment: (name, source or None, freeze body?)
-CONDITIONS: tuple[tuple[str, str | None, bool], ...] = (
+# The conditions of the learning-curve experiment: (name, source or None, freeze body?), and an
+# optional fourth entry, keep the source head? (default False: a new head, the usual protocol).
+# Keeping the head is possible only when source and target share their labels (SST-2 and amazon).
+CONDITIONS: tuple[tuple, ...] = (
     ("scratch", None, False),
     ("SST-2, fine-tuned", "sst2", False),
+    ("SST-2, fine-tuned, head kept", "sst2", False, True),
     ("SST-2, frozen", "sst2", True),
     ("AG News, fine-tuned", "ag_news", False),
     ("AG News, frozen", "ag_news", True),
 )
 
 
+def budget_rows(setting: Setting, budget: int, seed: int) -> np.ndarray:
+    """The target rows labelled at ``budget`` for ``seed``: the first ``budget`` rows of the seed's
+    class-balanced order of the label pool (nested across budgets; exercise 1.2)."""
+    pool_labels = setting.target.y.numpy()[setting.pool_idx]
+    return setting.pool_idx[data.label_budget_indices(pool_labels, [budget], seed=seed)[budget]]
+
+
+def _target_model(
+    setting: Setting,
+    sources: Mapping[str, BagOfWords],
+    cfg: TransferConfig,
+    source: str | None,
+    freeze: bool,
+    keep_head: bool,
+) -> BagOfWords:
+    model = transfer_model(
+        sources[source] if source else None, 2, setting.vocab, cfg.dim, cfg.hidden, freeze
+    )
+    if keep_head:
+        if source is None or sources[source].head.out_features != 2:
+            raise ValueError(
+                f"keeping the head needs a source with the target's 2 labels, got {source!r}."
+            )
+        model.head.load_state_dict(sources[source].head.state_dict())
+    return model
+
+
 def learning_curves(
     setting: Setting,
     sources: Mapping[str, BagOfWords],
     cfg: TransferConfig,
-    conditions: Sequence[tuple[str, str | None, bool]] = CONDITIONS,
+    conditions: Sequence[tuple] = CONDITIONS,
     features: Mapping[str, torch.Tensor] | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Target accuracy for every condition x label budget x seed, as a list of records.
 
-    ``features`` adds conditions whose body is an external frozen encoder: ``name -> (n, d)``
-    features of the target sentences, on which only a linear head is trained. For each seed the
-    budgets are nested subsets of the target pool (:func:`tlcourse.data.label_budget_indices`), and
-    all conditions see the same labelled rows.
+    ``conditions`` are ``(name, source, freeze)`` or ``(name, source, freeze, keep_head)`` (see
+    ``CONDITIONS``). ``features`` adds conditions whose body is an external frozen encoder:
+    ``name -> (n, d)`` features of the target sentences, on which only a linear head is trained.
+    For each seed the budgets are nested subsets of the target pool
+    (:func:`tlcourse.data.label_budget_indices`), and all conditions see the same labelled rows.
+
+    Where the source has held-out rows (``setting.source_tests``) and the target's label set, the
+    record also has ``source_accuracy``: the trained model on the source task after training on
+    the target (catastrophic forgetting), with its own head when the source head was kept, else
+    with the source head put back on the trained body.
     """
     features = dict(features or {})
     n_runs = cfg.seeds * len(cfg.budgets) * (len(conditions) + len(features))
     bar = progress_bar(total=n_runs, desc="learning curves", progress=progress)
     target, records = setting.target, []
     pool_labels = target.y.numpy()[setting.pool_idx]
+    te = torch.as_tensor(setting.test_idx)
     for seed in range(cfg.seeds):
         subsets = data.label_budget_indices(pool_labels, cfg.budgets, seed=seed)
         for budget in cfg.budgets:
-            train_idx = setting.pool_idx[subsets[budget]]
-            runs = [
-                (
-                    name,
-                    lambda s=source, f=freeze: transfer_model(
-                        sources[s] if s else None, 2, setting.vocab, cfg.dim, cfg.hidden, f
-                    ),
-                    target.x,
+            tr = torch.as_tensor(setting.pool_idx[subsets[budget]])
+            for condition in conditions:
+                name, source, freeze = condition[:3]
+                keep_head = len(condition) > 3 and bool(condition[3])
+                torch.manual_seed(seed)
+                model = _target_model(setting, sources, cfg, source, freeze, keep_head)
+                acc = finetune_eval(
+                    model,
+                    (target.x[tr], target.y[tr]),
+                    (target.x[te], target.y[te]),
+                    steps=cfg.finetune_steps,
+                    batch_size=cfg.finetune_batch,
+                    lr=cfg.finetune_lr,
+                    seed=seed,
                 )
-                for name, source, freeze in conditions
-            ]
-            runs += [
-                (name, lambda d=feats.shape[1]: nn.Linear(d, 2), feats)
-                for name, feats in features.items()
-            ]
-            tr, te = torch.as_tensor(train_idx), torch.as_tensor(setting.test_idx)
-            for name, make, x in runs:
+                record = {"condition": name, "budget": budget, "seed": seed, "accuracy": acc}
+                held = setting.source_tests.get(source) if source else None
+                if held is not None and sources[source].head.out_features == 2:
+                    head = model.head if keep_head else sources[source].head
+                    with torch.no_grad():
+                        record["source_accuracy"] = accuracy(head(model.body(held.x)), held.y)
+                records.append(record)
+                bar.update()
+            for name, feats in features.items():
                 torch.manual_seed(seed)
                 acc = finetune_eval(
-                    make(),
-                    (x[tr], target.y[tr]),
-                    (x[te], target.y[te]),
+                    nn.Linear(feats.shape[1], 2),
+                    (feats[tr], target.y[tr]),
+                    (feats[te], target.y[te]),
                     steps=cfg.finetune_steps,
                     batch_size=cfg.finetune_batch,
                     lr=cfg.finetune_lr,
@@ -225,12 +293,41 @@ def learning_curves(
     return records
 
 
-def zero_shot_accuracy(source: BagOfWords, setting: Setting) -> float:
-    """The source model *with its own head* on the target test rows (possible only when labels
-    match)."""
+def seed_table(records: list[dict], condition: str, key: str = "accuracy") -> np.ndarray:
+    """``records[key]`` of one condition as an array ``(seeds, budgets)``, budgets in increasing
+    order: the rows pair runs that saw the same labelled rows, so differences between two
+    conditions can be taken seed by seed."""
+    budgets = sorted({r["budget"] for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    value = {(r["budget"], r["seed"]): r[key] for r in records if r["condition"] == condition}
+    return np.array([[value[b, s] for b in budgets] for s in seeds])
+
+
+def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) and its standard error, ``std(ddof=1) / sqrt(seeds)``."""
+    values = np.asarray(values, dtype=float)
+    return values.mean(0), values.std(0, ddof=1) / np.sqrt(len(values))
+
+
+def target_accuracy(model: nn.Module, setting: Setting) -> float:
+    """Accuracy of ``model`` (with its own head) on the fixed target test rows."""
     te = torch.as_tensor(setting.test_idx)
     with torch.no_grad():
-        return accuracy(source(setting.target.x[te]), setting.target.y[te])
+        return accuracy(model(setting.target.x[te]), setting.target.y[te])
+
+
+def zero_shot_accuracy(source: BagOfWords, setting: Setting) -> float:
+    """The source model *with its own head* on the target test rows, before any target label
+    (possible only when source and target share their labels)."""
+    return target_accuracy(source, setting)
+
+
+def source_accuracy(model: nn.Module, setting: Setting, source: str = "sst2") -> float:
+    """Accuracy of ``model`` (with its own head) on the held-out rows of a source task (SST-2's
+    validation split): before and after fine-tuning on the target, it measures forgetting."""
+    held = setting.source_tests[source]
+    with torch.no_grad():
+        return accuracy(model(held.x), held.y)
 
 
 __all__ = [
@@ -240,8 +337,13 @@ __all__ = [
     "Setting",
     "Task",
     "TransferConfig",
+    "budget_rows",
     "learning_curves",
+    "mean_se",
     "prepare",
     "pretrain_source",
+    "seed_table",
+    "source_accuracy",
+    "target_accuracy",
     "zero_shot_accuracy",
 ]

@@ -3,12 +3,23 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Mapping
 
 import numpy as np
+import torch
 
 from .. import bow
-from . import Case, CheckResult, Property, _report, check_properties, compare_to_reference
+from . import (
+    Case,
+    CheckResult,
+    Property,
+    _report,
+    check_properties,
+    compare_to_reference,
+    match,
+    summarize,
+)
 
 
 def _corpus(
@@ -274,3 +285,156 @@ def taxonomy(answers: Mapping[str, Mapping[str, str]]) -> CheckResult:
         True,
         f"all {len(SCENARIOS)} scenarios placed consistently with the chapter's table",
     )
+
+
+# Exercise 1.5: rehearsal, source rows mixed into every fine-tuning batch.
+_REHEARSAL_BATCHES = 40  # batches of the student's (endless) stream that the check looks at
+
+
+class _Pair(tuple):
+    """``(x, y)``, shown in a failure report by its shapes rather than its values."""
+
+    def __repr__(self) -> str:
+        return f"(x: tensor {tuple(self[0].shape)}, y: tensor {tuple(self[1].shape)})"
+
+
+def _rehearsal_pair(n: int, domain: int, n_classes: int, seed: int) -> _Pair:
+    """``(x, y)``: row ``i`` of ``x`` is ``[domain, i, i % 5]``, so the check can tell where a row
+    came from; the labels are random."""
+    rng = np.random.default_rng(seed)
+    i = torch.arange(n)
+    x = torch.stack([torch.full((n,), domain), i, i % 5], 1)
+    return _Pair((x, torch.as_tensor(rng.integers(0, n_classes, n))))
+
+
+def _first_batches(fn: Callable) -> Callable:
+    def run(**kwargs: Any) -> list:
+        return [tuple(b) for b in itertools.islice(iter(fn(**kwargs)), _REHEARSAL_BATCHES)]
+
+    return run
+
+
+def _rehearsal_properties(run: Callable) -> list[Property]:
+    def shape(out: Any, case: Case) -> str | None:
+        b, x = case.kwargs["batch_size"], case.kwargs["target"][0]
+        if len(out) < _REHEARSAL_BATCHES:
+            return f"the stream ended after {len(out)} batches; it must be endless (a generator)"
+        for k, batch in enumerate(out):
+            if len(batch) != 2 or not all(isinstance(t, torch.Tensor) for t in batch):
+                return f"batch {k}: expected a pair of tensors (x, y), got {summarize(batch)}"
+            bx, by = batch
+            if bx.shape != (b, *x.shape[1:]) or by.shape != (b,):
+                return (
+                    f"batch {k}: expected x of shape {(b, *x.shape[1:])} and y of shape {(b,)}, "
+                    f"got {tuple(bx.shape)} and {tuple(by.shape)}"
+                )
+            if bx.dtype != x.dtype or by.dtype != case.kwargs["target"][1].dtype:
+                return f"batch {k}: dtypes changed to {bx.dtype}, {by.dtype}"
+        return None
+
+    def rows(out: Any, case: Case) -> str | None:
+        for k, (bx, by) in enumerate(out):
+            for row, label in zip(bx.tolist(), by.tolist()):
+                x, y = case.kwargs["source" if row[0] == 1 else "target"]
+                i = row[1]
+                if not 0 <= i < len(x) or x[i].tolist() != row:
+                    return f"batch {k}: row {row} is not a row of the data"
+                if y[i].item() != label:
+                    return f"batch {k}: a row came with the label of another row"
+        return None
+
+    def counts(out: Any, case: Case) -> str | None:
+        k, b = case.kwargs["n_source"], case.kwargs["batch_size"]
+        for j, (bx, _) in enumerate(out):
+            got = int((bx[:, 0] == 1).sum())
+            if got != k:
+                return (
+                    f"batch {j}: {got} source rows and {b - got} target rows, "
+                    f"expected {k} and {b - k}"
+                )
+        return None
+
+    def random(out: Any, case: Case) -> str | None:
+        seen = {d: set() for d in (0, 1)}
+        for bx, _ in out:
+            for row in bx.tolist():
+                seen[row[0]].add(row[1])
+        k, b = case.kwargs["n_source"], case.kwargs["batch_size"]
+        for d, name, per_batch in ((0, "target", b - k), (1, "source", k)):
+            n = len(case.kwargs[name][0])
+            draws = per_batch * len(out)
+            if draws >= 2 * n and len(seen[d]) < n // 2:
+                return (
+                    f"only {len(seen[d])} of the {n} {name} rows were ever drawn "
+                    f"in {len(out)} batches"
+                )
+            if per_batch and len(seen[d]) <= per_batch and n > per_batch:
+                return f"every batch has the same {name} rows"
+        return None
+
+    def seeded(out: Any, case: Case) -> str | None:
+        other = run(**{**case.kwargs, "seed": case.kwargs["seed"] + 1})
+        return "seeds differ but the batches are the same" if match(other, out) is None else None
+
+    return [
+        Property(
+            "endless pairs (x, y) of batch_size rows",
+            shape,
+            "loop forever (while True: ... yield x, y); draw rows with replacement, so that a "
+            "batch can be larger than the data",
+        ),
+        Property(
+            "every row keeps its own label",
+            rows,
+            "draw row indices once per batch and index x and y with the same indices",
+        ),
+        Property(
+            "n_source rows from the source, the others from the target",
+            counts,
+            "draw batch_size - n_source target rows and n_source source rows, then torch.cat them",
+        ),
+        Property(
+            "rows drawn at random, new ones each batch",
+            random,
+            "create ONE torch.Generator seeded with `seed` before the loop, and draw every batch's "
+            "indices from it with replacement (torch.randint, as tlcourse.train.random_batches)",
+        ),
+        Property("the seed changes the draw", seeded, "seed the generator with `seed`"),
+    ]
+
+
+def rehearsal_batches(fn: Callable) -> CheckResult:
+    """Exercise 1.5: ``fn(target, source, batch_size, n_source, seed)`` -> an endless iterator of
+    batches ``(x, y)``: ``n_source`` rows drawn at random (with replacement) from the ``(x, y)``
+    pair ``source``, the other ``batch_size - n_source`` from ``target``, from a generator seeded
+    by ``seed``."""
+    target, source = _rehearsal_pair(60, 0, 2, 5), _rehearsal_pair(200, 1, 2, 6)
+    cases = [
+        Case(
+            kwargs=dict(target=target, source=source, batch_size=16, n_source=4, seed=0),
+            label="a quarter of each batch from the source",
+        ),
+        Case(
+            kwargs=dict(target=target, source=source, batch_size=10, n_source=0, seed=1),
+            label="no rehearsal (n_source = 0)",
+        ),
+        Case(
+            kwargs=dict(target=target, source=source, batch_size=8, n_source=8, seed=2),
+            label="only source rows (n_source = batch_size)",
+        ),
+        Case(
+            kwargs=dict(
+                target=_rehearsal_pair(3, 0, 2, 7),
+                source=_rehearsal_pair(5, 1, 4, 8),
+                batch_size=12,
+                n_source=5,
+                seed=3,
+            ),
+            label="fewer target rows than the batch needs",
+        ),
+    ]
+    name = "rehearsal_batches"
+    if not callable(fn):
+        return check_properties(name, fn, cases, [])
+    run = _first_batches(fn)
+    return check_properties(name, run, cases, _rehearsal_properties(run))
