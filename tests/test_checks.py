@@ -194,8 +194,48 @@ def test_check_modules_do_not_contain_solutions_to_print():
     assert "np.log2" not in source  # checks call the reference; they do not re-implement it in view
 
 
+def _rehearsal(target, source, batch_size, n_source, seed, *, pairs=True, per_batch_generator=False,
+               replace=True, seeded=True, extra=0):
+    """Exercise 1.5's reference (all defaults), and with one option changed, a planted mistake."""
+    g = torch.Generator().manual_seed(seed) if seeded else None
+    (xt, yt), (xs, ys) = target, source
+    while True:
+        if per_batch_generator:  # a new generator for every batch: the same batch forever
+            g = torch.Generator().manual_seed(seed)
+        m = batch_size - n_source + extra
+        i = torch.randint(len(yt), (m,), generator=g) if replace else torch.randperm(len(yt), generator=g)[:m]
+        j = torch.randint(len(ys), (n_source,), generator=g)
+        label_rows = i if pairs else torch.randint(len(yt), (m,), generator=g)
+        yield torch.cat([xt[i], xs[j]]), torch.cat([yt[label_rows], ys[j]])
+
+
+def _planted_rehearsal(change):
+    """A function with the exercise's signature that calls ``_rehearsal`` through ``change``."""
+    def fn(target, source, batch_size, n_source, seed):
+        return change(target, source, batch_size, n_source, seed)
+    return fn
+
+
+PLANTED_REHEARSAL = {name: _planted_rehearsal(change) for name, change in {
+    "labels drawn apart from their rows": lambda t, s, b, k, seed: _rehearsal(t, s, b, k, seed, pairs=False),
+    "n_source ignored": lambda t, s, b, k, seed: _rehearsal(t, s, b, 0, seed),
+    "source rows added on top of the batch": lambda t, s, b, k, seed: _rehearsal(t, s, b, k, seed, extra=k),
+    "source rows taken from the target": lambda t, s, b, k, seed: _rehearsal(t, t, b, k, seed),
+    "global random state": lambda t, s, b, k, seed: _rehearsal(t, s, b, k, seed, seeded=False),
+    "a new generator every batch": lambda t, s, b, k, seed: _rehearsal(t, s, b, k, seed, per_batch_generator=True),
+    "without replacement": lambda t, s, b, k, seed: _rehearsal(t, s, b, k, seed, replace=False),
+    "seed ignored": lambda t, s, b, k, seed: _rehearsal(t, s, b, k, 0),
+    "one batch, not a stream": lambda t, s, b, k, seed: [next(_rehearsal(t, s, b, k, seed))],
+}.items()}
+
+
+def test_rehearsal_check_passes_reference_and_catches_stub_and_planted(capsys):
+    _assert_catches(checks.transfer.rehearsal_batches, "rehearsal_batches", _rehearsal, PLANTED_REHEARSAL, capsys)
+
+
 # ---- chapter 2 ------------------------------------------------------------------------------
 from tlcourse import embeddings, wordvectors  # noqa: E402
+from tlcourse.chapters import ch02_embeddings as ch02  # noqa: E402
 
 
 def _keep_paper_formula(counts, sample):  # the paper's 1 - discard, not the code's formula
@@ -256,10 +296,28 @@ PLANTED_ANALOGY = {
 }
 
 
+def _coverage_from(share):
+    def fn(corpus, target, min_count=1):
+        counts = Counter(w for s in corpus for w in s)
+        return share(counts, [w for s in target for w in s], min_count, sum(counts.values()))
+    return fn
+
+
+PLANTED_COVERAGE = {
+    "out-of-vocabulary rate": _coverage_from(lambda c, toks, m, n: 1 - sum(c[w] >= m for w in toks) / len(toks)),
+    "distinct words instead of tokens": _coverage_from(lambda c, toks, m, n: sum(c[w] >= m for w in set(toks)) / len(set(toks))),
+    "min_count ignored": _coverage_from(lambda c, toks, m, n: sum(c[w] >= 1 for w in toks) / len(toks)),
+    "more than min_count": _coverage_from(lambda c, toks, m, n: sum(c[w] > m for w in toks) / len(toks)),
+    "divided by the corpus size": _coverage_from(lambda c, toks, m, n: sum(c[w] >= m for w in toks) / n),
+    "corpus and target swapped": lambda corpus, target, m=1: ch02.corpus_coverage(target, corpus, m),
+}
+
+
 @pytest.mark.parametrize("check, reference, planted", [
     ("keep_probability", embeddings.keep_probability, PLANTED_KEEP),
     ("sgns_grads", embeddings.sgns_grads, PLANTED_SGNS),
     ("three_cos_add", wordvectors.three_cos_add, PLANTED_ANALOGY),
+    ("corpus_coverage", ch02.corpus_coverage, PLANTED_COVERAGE),
 ])
 def test_chapter2_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.embeddings, check), check, reference, planted, capsys)

@@ -71,6 +71,22 @@ def summarize(
     return out
 
 
+def seed_table(records: list[dict], condition: str, key: str = "accuracy") -> np.ndarray:
+    """``records[key]`` of one condition as an array ``(seeds, budgets)``, budgets in increasing
+    order: the rows pair runs that saw the same labelled rows, so differences between two
+    conditions can be taken seed by seed."""
+    budgets = sorted({r["budget"] for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    value = {(r["budget"], r["seed"]): r[key] for r in records if r["condition"] == condition}
+    return np.array([[value[b, s] for b in budgets] for s in seeds])
+
+
+def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) and its standard error, ``std(ddof=1) / sqrt(seeds)``."""
+    values = np.asarray(values, dtype=float)
+    return values.mean(0), values.std(0, ddof=1) / np.sqrt(len(values))
+
+
 def plot_curves(
     x: Sequence[float],
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],

@@ -30,6 +30,7 @@ from .. import data, hub
 from ..bow import BagOfWords, classification_loss, finetune_eval, transfer_model
 from ..text import Vocab, tokenize
 from ..train import accuracy, fit, progress_bar, random_batches
+from ..viz import mean_se, seed_table  # noqa: F401  (the chapter calls ch.seed_table, ch.mean_se)
 
 
 @dataclass(frozen=True)
@@ -291,22 +292,6 @@ def learning_curves(
                 bar.update()
     bar.close()
     return records
-
-
-def seed_table(records: list[dict], condition: str, key: str = "accuracy") -> np.ndarray:
-    """``records[key]`` of one condition as an array ``(seeds, budgets)``, budgets in increasing
-    order: the rows pair runs that saw the same labelled rows, so differences between two
-    conditions can be taken seed by seed."""
-    budgets = sorted({r["budget"] for r in records})
-    seeds = sorted({r["seed"] for r in records})
-    value = {(r["budget"], r["seed"]): r[key] for r in records if r["condition"] == condition}
-    return np.array([[value[b, s] for b in budgets] for s in seeds])
-
-
-def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over seeds (axis 0) and its standard error, ``std(ddof=1) / sqrt(seeds)``."""
-    values = np.asarray(values, dtype=float)
-    return values.mean(0), values.std(0, ddof=1) / np.sqrt(len(values))
 
 
 def target_accuracy(model: nn.Module, setting: Setting) -> float:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .. import embeddings, wordvectors
+from ..chapters import ch02_embeddings as ch02
 from . import Case, CheckResult, compare_to_reference
 
 
@@ -125,3 +126,35 @@ def three_cos_add(fn: Callable) -> CheckResult:
         ),
     }
     return compare_to_reference("three_cos_add", fn, wordvectors.three_cos_add, cases, hints)
+
+
+def corpus_coverage(fn: Callable) -> CheckResult:
+    """Exercise 2.5: ``fn(corpus, target, min_count) -> share`` of the target's tokens whose word
+    occurs at least ``min_count`` times in the corpus."""
+    reviews = [["a", "great", "film"], ["the", "plot", "is", "thin"], ["a", "film", "to", "miss"]]
+    novels = [["the", "ship", "and", "the", "whale"], ["a", "great", "storm"], ["the", "end"]]
+    task = [["a", "great", "film"], ["the", "film", "is", "a", "bore"], ["a", "thin", "plot"]]
+    cases = [
+        Case((reviews, task, 1), label="film reviews, min_count = 1"),
+        Case((novels, task, 1), label="novels, min_count = 1"),
+        Case((novels, task, 2), label="min_count = 2"),
+        Case((reviews + novels, task, 3), label="a count equal to min_count"),
+        Case(([["film"]] * 3, [["film", "film", "plot"]], 1), label="repeated target words"),
+    ]
+    hints = {
+        "film reviews, min_count = 1": (
+            "count every word of the corpus; return the share of the target's tokens (not of "
+            "the corpus's) whose word is in the corpus, a float in [0, 1]"
+        ),
+        "novels, min_count = 1": (
+            "coverage, not the out-of-vocabulary rate: the share of target tokens the corpus knows"
+        ),
+        "min_count = 2": "a word needs at least min_count occurrences in the corpus to count",
+        "a count equal to min_count": (
+            "a word seen exactly min_count times is kept (>=, as word2vec's min_count)"
+        ),
+        "repeated target words": (
+            "count tokens, not distinct words: a target word that occurs twice counts twice"
+        ),
+    }
+    return compare_to_reference("corpus_coverage", fn, ch02.corpus_coverage, cases, hints)
