@@ -30,16 +30,27 @@ class FinetuneConfig:
     warmup: float = 0.1  # share of the steps
     max_len: int = 64
     group: int = 8  # length grouping (see length_grouped_batches); 1 = plain random batches
+    head_lr_scale: float = 1.0  # lr x this for the parameters of a fresh head (``classifier.*``)
 
     def steps(self, n_examples: int) -> int:
         return int(min(self.max_steps, max(self.min_steps, self.epochs * n_examples / self.batch)))
 
 
-def encode(tokenizer, dataset, columns: Sequence[str], max_len: int) -> dict[str, torch.Tensor]:
-    """Tokenise one text column (single sentences) or two (pairs) of a ``datasets.Dataset``."""
+def encode(
+    tokenizer, dataset, columns: Sequence[str], max_len: int, truncation: bool | str = True
+) -> dict[str, torch.Tensor]:
+    """Tokenise one text column (single sentences) or two (pairs) of a ``datasets.Dataset``.
+
+    ``truncation`` is the tokenizer's: ``"only_first"`` shortens only the first text of a pair
+    (e.g. an entailment premise, never its hypothesis).
+    """
     texts = [list(dataset[c]) for c in columns]
     enc = tokenizer(
-        *texts, truncation=True, max_length=max_len, padding="max_length", return_tensors="pt"
+        *texts,
+        truncation=truncation,
+        max_length=max_len,
+        padding="max_length",
+        return_tensors="pt",
     )
     enc["labels"] = torch.tensor(list(dataset["label"]))
     return dict(enc)
@@ -107,14 +118,24 @@ def finetune_classifier(
     ``train``.
 
     AdamW with linear warm-up and decay; minibatches of similar-length rows
-    (:func:`length_grouped_batches`) drawn with a generator seeded by ``seed``. ``loss_fn(logits,
+    (:func:`length_grouped_batches`) drawn with a generator seeded by ``seed``. The parameters of a
+    freshly initialised head, named ``classifier.*`` as in transformers, train at
+    ``cfg.lr * cfg.head_lr_scale``. ``loss_fn(logits,
     batch)`` sees every column of the batch (the labels, or e.g. a teacher's logits in chapter 8);
     the model sees only its inputs. Returns the test accuracy and the training losses.
     """
     model.to(device).train()
     steps = cfg.steps(len(train["input_ids"]))
     warm = max(1, int(cfg.warmup * steps))
-    opt = adamw(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    named = list(model.named_parameters())
+    head = [p for n, p in named if n.startswith("classifier.")]
+    body = [p for n, p in named if not n.startswith("classifier.")]
+    groups = [
+        {"params": ps, "lr": lr}
+        for ps, lr in ((body, cfg.lr), (head, cfg.lr * cfg.head_lr_scale))
+        if ps
+    ]
+    opt = adamw(groups, lr=cfg.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm + 1)))
     )

@@ -1,14 +1,19 @@
-"""Chapter 4: the experiments around BERT — corpus, cloze probes, the transfer table, RTE,
-BERTology.
+"""Chapter 4: the experiments around BERT — corpus, cloze probes, part-of-speech tagging from a
+tiny BERT, the transfer table, RTE, BERTology.
 
 * the pretraining text is :func:`tlcourse.text.corpus_texts` (chapter 3's Gutenberg + WikiText-2
-  lines);
+  lines); :func:`tiny_bert` gives the chapter's WordPiece tokenizer and pretrained tiny BERT from
+  the artefact cache (trained when missing);
 * :func:`cloze_table` is a small LAMA-style probe (Petroni et al. 2019): the rank and
   log-probability of the right filler for a ``[MASK]``, next to the rank a context-free unigram
   model gives it;
+* :func:`tagging_runs` fine-tunes a ``BertForTokenClassification`` on UPOS tags (UD English-EWT)
+  from each starting point at each budget of labelled sentences and seed, with the label on the
+  first WordPiece of each word (Devlin et al. 2019, section 5.3; :func:`encode_tags`);
+  :func:`paired_effect` compares two starting points seed by seed;
 * :func:`transfer_runs` fine-tunes every starting point at every label budget and seed (the
-  chapter's transfer table: random init, corpus pretraining, self-pretraining (Krishna et al. 2023),
-  MiniLM);
+  chapter's SST-2 table: random init, corpus pretraining, MiniLM read out by mean pooling,
+  :class:`MeanPoolClassifier`);
 * :func:`attention_maps` and :func:`layer_probe` look inside MiniLM (Clark et al. 2019; Tenney
   et al. 2019; the probe is :func:`tlcourse.probes.train_head` with a linear head).
 """
@@ -21,13 +26,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .. import data, hub, probes
-from ..finetune import FinetuneConfig, encode, finetune_classifier
+from .. import data, hub, mlm, probes, text, wordpiece
+from ..features import mean_pool
+from ..finetune import FinetuneConfig, encode, finetune_classifier, length_grouped_batches
 from ..mlm import TinyBertConfig
-from ..train import progress_bar
+from ..train import fit, progress_bar
 
 
 @dataclass(frozen=True)
@@ -38,45 +47,96 @@ class BertChapterConfig:
     bert: TinyBertConfig = field(
         default_factory=lambda: TinyBertConfig(max_len=64, batch=32, steps=700, lr=2e-3)
     )
-    self_steps: int = 300  # self-pretraining on the SST-2 training sentences
-    budgets: tuple[int, ...] = (500, 2000)  # SST-2 labels (validation: all 872 sentences)
-    seeds: int = 2
+    # UPOS tagging (UD English-EWT) from the tiny BERT: training sentences per run, seeds, the
+    # number of dev sentences scored (2,001 = all) and the fine-tuning recipe (steps(n) as in
+    # FinetuneConfig: epochs over the n sentences, clipped to [min_steps, max_steps])
+    tag_budgets: tuple[int, ...] = (50, 200, 1000)
+    tag_seeds: int = 3
+    tag_test: int = 1000
+    tagger: FinetuneConfig = field(
+        default_factory=lambda: FinetuneConfig(
+            epochs=3.0, min_steps=80, max_steps=250, batch=16, lr=2e-3, max_len=64
+        )
+    )
+    budgets: tuple[int, ...] = (500,)  # SST-2 labels (validation: all 872 sentences)
+    seeds: int = 3
     tiny_finetune: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(lr=3e-4, max_len=64)
     )
+    # MiniLM read out by mean pooling; its new head trains at 10x the encoder's learning rate
     minilm_finetune: FinetuneConfig = field(
-        default_factory=lambda: FinetuneConfig(lr=1e-4, min_steps=40, max_steps=40)
-    )
-    rte_train: int = 2490  # all of RTE's training pairs (validation: 277)
-    rte_seeds: int = 1
-    rte_finetune: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
-            lr=1e-4, batch=16, max_len=128, min_steps=40, max_steps=40
+            lr=1e-4, head_lr_scale=10.0, epochs=1.0, min_steps=1, max_steps=1000
         )
     )
-    probe_train: int = 2000  # EWT sentences for the per-layer UPOS probe (test: 2,001 dev)
-    probe_steps: int = 600
-
-    @property
-    def self_bert(self) -> TinyBertConfig:
-        """The tiny BERT's config for self-pretraining (same model, ``self_steps`` steps)."""
-        return dataclasses.replace(self.bert, steps=self.self_steps)
+    rte_train: int = 128  # RTE training pairs per run (of 2,490; validation: all 277)
+    rte_seeds: int = 3
+    rte_finetune: FinetuneConfig = field(
+        default_factory=lambda: FinetuneConfig(
+            lr=1e-4,
+            head_lr_scale=10.0,
+            epochs=1.0,
+            batch=8,
+            max_len=128,
+            min_steps=1,
+            max_steps=1000,
+        )
+    )
+    probe_train: int = 400  # EWT sentences for the per-layer UPOS probe
+    probe_test: int = 400  # EWT dev sentences it is scored on (2,001 = all)
+    probe_steps: int = 300
 
 
 CONFIGS = {
     "cpu": BertChapterConfig(),
     "gpu": BertChapterConfig(
         bert=TinyBertConfig(max_len=64, batch=128, steps=20_000, lr=1e-3),
-        self_steps=5000,
+        tag_budgets=(50, 200, 1000, 4000),
+        tag_seeds=5,
+        tag_test=2001,
+        tagger=FinetuneConfig(
+            epochs=4.0, min_steps=300, max_steps=1000, batch=32, lr=1e-3, max_len=64
+        ),
         budgets=(500, 2000, 8000),
         seeds=5,
-        minilm_finetune=FinetuneConfig(lr=5e-5, epochs=2.0, max_steps=500),
-        rte_seeds=3,
-        rte_finetune=FinetuneConfig(lr=3e-5, epochs=3.0, batch=16, max_len=128, max_steps=500),
+        minilm_finetune=FinetuneConfig(
+            lr=5e-5, head_lr_scale=10.0, epochs=2.0, min_steps=50, max_steps=500
+        ),
+        rte_train=2490,
+        rte_finetune=FinetuneConfig(
+            lr=3e-5,
+            head_lr_scale=10.0,
+            epochs=3.0,
+            batch=16,
+            max_len=128,
+            min_steps=1,
+            max_steps=1000,
+        ),
         probe_train=12544,
+        probe_test=2001,
         probe_steps=1500,
     ),
 }
+
+
+# --------------------------------------------------------------------------------------------
+# The chapter's tiny BERT
+
+
+def tiny_bert(cfg: BertChapterConfig, device="cpu", progress: bool = True):
+    """The chapter's WordPiece tokenizer and pretrained tiny BERT (a ``BertForMaskedLM``).
+
+    The same calls as the chapter's cells, so they come from the artefact cache once the chapter
+    has run (and are trained and cached when they are missing).
+    """
+    texts = text.corpus_texts()
+    tokenizer = wordpiece.cached_wordpiece(
+        "ch04-wordpiece", texts, cfg.vocab_size, verbose=progress
+    )
+    bert, _ = mlm.pretrain_mlm(
+        "ch04-bert-corpus", tokenizer, texts, cfg.bert, device=device, progress=progress
+    )
+    return tokenizer, bert
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,7 +196,224 @@ def piece_counts(tokenizer, texts: Sequence[str]) -> Counter:
 
 
 # --------------------------------------------------------------------------------------------
+# Part-of-speech tagging from the tiny BERT
+
+
+def encode_tags(tokenizer, dataset, max_len: int) -> dict[str, torch.Tensor]:
+    """UD sentences (columns ``tokens`` and ``upos``) as padded WordPiece rows for tagging.
+
+    Each word's UPOS id (its index in :data:`tlcourse.data.UPOS_TAGS`) labels its *first*
+    WordPiece; the other pieces, ``[CLS]``, ``[SEP]`` and padding get -100, which the loss and the
+    accuracy skip (Devlin et al. 2019, section 5.3). Words cut off by ``max_len`` get no label.
+    """
+    tag = {t: i for i, t in enumerate(data.UPOS_TAGS)}
+    enc = tokenizer(
+        list(dataset["tokens"]),
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_len,
+        padding="max_length",
+        return_tensors="pt",
+    )
+    labels = torch.full_like(enc["input_ids"], -100)
+    for i, tags in enumerate(dataset["upos"]):
+        previous = None
+        for position, word in enumerate(enc.word_ids(i)):
+            if word is not None and word != previous:
+                labels[i, position] = tag[tags[word]]
+            previous = word
+    return {
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
+        "labels": labels,
+    }
+
+
+def tagger(bert_cfg: TinyBertConfig, vocab_size: int, body=None):
+    """A ``BertForTokenClassification`` of the tiny BERT's size over the 17 UPOS tags.
+
+    With ``body`` (a pretrained ``BertForMaskedLM`` of that size) the encoder starts from its
+    weights; without, from random init. The linear layer on top (``classifier``) is always new.
+    """
+    from transformers import BertForTokenClassification
+
+    config = bert_cfg.bert_config(vocab_size)
+    config.num_labels = len(data.UPOS_TAGS)
+    model = BertForTokenClassification(config)
+    if body is not None:
+        model.bert.load_state_dict(body.bert.state_dict())
+    return model
+
+
+def _rows(encoded: dict[str, torch.Tensor], index, device="cpu") -> dict[str, torch.Tensor]:
+    """The rows ``index`` of an encoded set, cut to their longest row (no all-padding columns)."""
+    part = {k: v[index] for k, v in encoded.items()}
+    length = int(part["attention_mask"].sum(1).max())
+    return {k: v[:, :length].to(device) for k, v in part.items()}
+
+
+def _tag_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+@torch.no_grad()
+def tag_accuracy(model, encoded: dict[str, torch.Tensor], batch: int = 256, device="cpu") -> float:
+    """Share of the labelled words (first WordPieces) whose highest-scoring tag is right."""
+    model.to(device).eval()
+    order = torch.argsort(encoded["attention_mask"].sum(1), stable=True)  # little padding
+    correct = total = 0
+    for s in range(0, len(order), batch):
+        part = _rows(encoded, order[s : s + batch], device)
+        labelled = part["labels"] != -100
+        predicted = _tag_logits(model, part).argmax(-1)
+        correct += int((predicted[labelled] == part["labels"][labelled]).sum())
+        total += int(labelled.sum())
+    model.cpu()
+    return correct / total
+
+
+def train_tagger(
+    model,
+    encoded: dict[str, torch.Tensor],
+    cfg: FinetuneConfig,
+    seed: int = 0,
+    device="cpu",
+    progress: bool = False,
+):
+    """Fine-tune a token classifier on :func:`encode_tags` rows with :func:`tlcourse.train.fit`.
+
+    ``cfg.steps(n)`` minibatches of ``cfg.batch`` sentences of similar length
+    (:func:`tlcourse.finetune.length_grouped_batches`, seeded by ``seed``); cross-entropy over the
+    labelled pieces; AdamW (weight decay 0.01) with linear warm-up and decay, gradients clipped to
+    norm 1. Only parameters with ``requires_grad`` train, so a frozen body stays as it is. Returns
+    the training :class:`~tlcourse.train.History`.
+    """
+    steps = cfg.steps(len(encoded["input_ids"]))
+    gen = torch.Generator().manual_seed(seed)
+    order = length_grouped_batches(
+        encoded["attention_mask"].sum(1), cfg.batch, steps, gen, cfg.group
+    )
+
+    def loss_fn(m, batch) -> torch.Tensor:  # the -100 labels are ignored
+        return F.cross_entropy(_tag_logits(m, batch).flatten(0, 1), batch["labels"].flatten())
+
+    model.to(device)
+    history = fit(
+        model,
+        (_rows(encoded, index, device) for index in order),
+        loss_fn,
+        steps=steps,
+        lr=cfg.lr,
+        weight_decay=0.01,
+        clip_grad=1.0,
+        warmup=int(cfg.warmup * steps),
+        progress=progress,
+        desc="tagger",
+    )
+    model.cpu()
+    return history
+
+
+def tagging_runs(
+    starts: dict[str, Callable[[], torch.nn.Module]],
+    tokenizer,
+    train,
+    test,
+    cfg: BertChapterConfig,
+    budgets: Sequence[int] | None = None,
+    seeds: int | None = None,
+    device="cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train a UPOS tagger from each start (a function that builds the model) at each budget of
+    training sentences and seed; one row per run, scored on the first ``cfg.tag_test`` sentences of
+    ``test``.
+
+    The sentences of seed ``s`` are the first ``budget`` of one random order drawn with seed ``s``
+    (:func:`tlcourse.data.label_budget_indices` with a single class): nested across budgets and the
+    same for every start. The seed also fixes the model's random init and the batch order.
+    """
+    budgets = tuple(cfg.tag_budgets if budgets is None else budgets)
+    seeds = cfg.tag_seeds if seeds is None else seeds
+    max_len = cfg.tagger.max_len
+    test_rows = encode_tags(tokenizer, test.select(range(min(cfg.tag_test, len(test)))), max_len)
+    jobs = [(b, s, name) for b in budgets for s in range(seeds) for name in starts]
+    rows, encoded = [], {}
+    for budget, seed, name in progress_bar(jobs, progress=progress, desc="tagging runs"):
+        if (budget, seed) not in encoded:
+            order = data.label_budget_indices(np.zeros(len(train)), [budget], seed)[budget]
+            encoded = {(budget, seed): encode_tags(tokenizer, train.select(order), max_len)}
+        torch.manual_seed(seed)
+        model = starts[name]()
+        began = time.perf_counter()
+        history = train_tagger(model, encoded[budget, seed], cfg.tagger, seed, device)
+        rows.append(
+            {
+                "start": name,
+                "sentences": budget,
+                "seed": seed,
+                "accuracy": tag_accuracy(model, test_rows, device=device),
+                "steps": len(history.loss),
+                "seconds": time.perf_counter() - began,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_effect(
+    runs: pd.DataFrame, better: str, than: str, by: str = "sentences", value: str = "accuracy"
+) -> pd.DataFrame:
+    """How far start ``better`` is ahead of start ``than`` at each value of ``by``, seed by seed.
+
+    The two starts trained on the same data at each seed, so the comparison is paired: per seed
+    the difference ``d_s``; the table gives both means, the mean difference, its standard error
+    ``sd(d_s) / sqrt(n)`` over the ``n`` seeds, and their ratio ``z``.
+    """
+    wide = runs.pivot_table(index=[by, "seed"], columns="start", values=value)
+    diff = (wide[better] - wide[than]).groupby(level=by)
+    table = pd.DataFrame(
+        {
+            better: wide[better].groupby(level=by).mean(),
+            than: wide[than].groupby(level=by).mean(),
+            "difference": diff.mean(),
+            "SE": diff.std(ddof=1) / np.sqrt(diff.count()),
+            "seeds": diff.count(),
+        }
+    )
+    table["z"] = table["difference"] / table["SE"]
+    return table
+
+
+# --------------------------------------------------------------------------------------------
 # The transfer table
+
+
+class MeanPoolClassifier(torch.nn.Module):
+    """An encoder read out the way a sentence encoder is trained: the mean of its last layer over
+    the real tokens (:func:`tlcourse.features.mean_pool`), dropout, and a new linear layer
+    ``classifier``.
+
+    all-MiniLM-L6-v2 was trained with mean pooling (Reimers & Gurevych 2019's MEAN strategy); its
+    ``[CLS]`` state and BERT's pooler were never part of that training.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> SequenceClassifierOutput:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        pooled = mean_pool(hidden, attention_mask)
+        return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
+
+
+def minilm_classifier(num_labels: int = 2) -> MeanPoolClassifier:
+    """all-MiniLM-L6-v2 with a new mean-pooling classification head."""
+    return MeanPoolClassifier(hub.load_model("minilm"), num_labels)
 
 
 @dataclass
@@ -159,7 +436,13 @@ def transfer_runs(
     device="cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Fine-tune each start at each of its budgets for ``seeds`` seeds; one row per run."""
+    """Fine-tune each start at each of its budgets for ``seeds`` seeds; one row per run.
+
+    Two ``columns`` are a sentence pair, one input ``[CLS] A [SEP] B [SEP]``; when it is too long,
+    only the first text is shortened (``truncation="only_first"``), so the second (a hypothesis)
+    is always read whole.
+    """
+    truncation = "only_first" if len(columns) == 2 else True
     jobs = [
         (name, b, s) for name, start in starts.items() for b in start.budgets for s in range(seeds)
     ]
@@ -169,12 +452,15 @@ def transfer_runs(
         start = starts[name]
         key = id(start.tokenizer)
         if key not in encoded_test:
-            encoded_test[key] = encode(start.tokenizer, test, columns, start.finetune.max_len)
+            encoded_test[key] = encode(
+                start.tokenizer, test, columns, start.finetune.max_len, truncation
+            )
         subset = encode(
             start.tokenizer,
             data.budget_subset(train, budget, seed),
             columns,
             start.finetune.max_len,
+            truncation,
         )
         torch.manual_seed(seed)
         model = start.build()
@@ -214,13 +500,20 @@ def attention_maps(sentence: str, model_name: str = "minilm") -> tuple[list[str]
 def layer_probe(
     cfg: BertChapterConfig, model_name: str = "minilm", device="cpu", data_dir=None
 ) -> pd.Series:
-    """UPOS accuracy of a *linear* probe on each layer of a frozen encoder (UD English-EWT dev).
+    """UPOS accuracy of a *linear* probe on each layer of a frozen encoder, trained on the first
+    ``cfg.probe_train`` UD English-EWT training sentences and scored on the first
+    ``cfg.probe_test`` dev sentences.
 
-    Tenney et al. (2019): a probe that is too strong learns the task itself; a linear one measures
-    what a layer makes linearly accessible.
+    A probe that is too strong can learn the task itself; Hewitt & Liang (2019) find linear probes
+    more *selective* than MLPs (about as accurate on the task, less so on a control task), so a
+    linear one measures what a layer makes linearly accessible.
     """
     head = probes.HeadConfig(hidden=0, steps=cfg.probe_steps)
     task = probes.tagging_data(cfg.probe_train, data_dir)
+    if cfg.probe_test < len(task.test_sentences):
+        kept = task.test_sentences[: cfg.probe_test]
+        n_words = sum(len(sentence) for sentence in kept)
+        task = dataclasses.replace(task, test_sentences=kept, y_test=task.y_test[:n_words])
     x, x_test = task.transformer_features(model_name, device=device)
     names = ["embeddings", *(f"layer {j}" for j in range(1, x.shape[0]))]
     return pd.Series(

@@ -10,7 +10,16 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import Case, CheckResult, Property, _report, check_properties, compare_to_reference
+from . import (
+    Case,
+    CheckResult,
+    Property,
+    _call,
+    _report,
+    check_properties,
+    compare_to_reference,
+    summarize,
+)
 
 MASK_ID, VOCAB = 4, 1000
 
@@ -217,4 +226,102 @@ def gathered_loss(fn: Callable) -> CheckResult:
         "gathered_loss",
         True,
         f"all {len(cases)} cases match, and the head ran on the {chosen} labelled positions only",
+    )
+
+
+def _token_classifier(layers: int, seed: int):
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=5,
+    )
+    return BertForTokenClassification(config)
+
+
+def freeze_body(fn: Callable) -> CheckResult:
+    """Exercise 4.4: ``fn(model)`` freezes the body of a ``BertForTokenClassification``.
+
+    Every parameter of ``model.bert`` (embeddings and layers) must stop training
+    (``requires_grad`` False), ``model.classifier`` must keep training, no weight may change, and
+    ``fn`` returns the model. Then one training step on the result must move the head only.
+    """
+    name = "freeze_body"
+    if not callable(fn):
+        return _report(
+            name,
+            False,
+            f"expected a function, got {type(fn).__name__}; "
+            "pass the function itself, without calling it",
+        )
+    hint_body = (
+        "switch requires_grad off on every parameter of model.bert, its embeddings included "
+        "(Parameter.requires_grad_); model.bert.requires_grad = False only adds an attribute "
+        "to the module"
+    )
+    for layers in (1, 3):
+        case = Case((_token_classifier(layers, seed=layers),), label=f"{layers}-layer tagger")
+        before = {k: v.detach().clone() for k, v in case.args[0].named_parameters()}
+        model, error = _call(fn, case)
+        where = f"case {case.label}"
+        if error:
+            return _report(name, False, f"{where}: {error}", case)
+        if not isinstance(model, torch.nn.Module) or not hasattr(model, "bert"):
+            return _report(
+                name,
+                False,
+                f"{where}: expected the model back, got {summarize(model)}\n"
+                "    hint: freeze the model in place, then `return model`",
+                case,
+            )
+        trainable = [k for k, p in model.bert.named_parameters() if p.requires_grad]
+        if trainable:
+            return _report(
+                name,
+                False,
+                f"{where}: {len(trainable)} parameters of the body still train, "
+                f"e.g. bert.{trainable[0]}\n    hint: {hint_body}",
+                case,
+            )
+        head = [k for k, p in model.classifier.named_parameters() if not p.requires_grad]
+        if head:
+            return _report(
+                name,
+                False,
+                f"{where}: the new head is frozen too (classifier.{head[0]}); nothing would "
+                "learn\n    hint: freeze model.bert only; model.classifier must keep training",
+                case,
+            )
+        changed = [k for k, p in model.named_parameters() if not torch.equal(p, before[k])]
+        if changed:
+            return _report(
+                name,
+                False,
+                f"{where}: freezing changed the weights ({changed[0]})\n"
+                "    hint: only switch requires_grad off; do not re-initialise or edit weights",
+                case,
+            )
+        model.train()
+        ids = torch.randint(1, 60, (4, 8), generator=torch.Generator().manual_seed(layers))
+        logits = model(input_ids=ids).logits
+        F.cross_entropy(logits.flatten(0, 1), (ids % 5).flatten()).backward()
+        trained = [p for p in model.parameters() if p.requires_grad]
+        torch.optim.SGD(trained, lr=0.1).step()
+        moved = [k for k, p in model.named_parameters() if not torch.equal(p, before[k])]
+        if not moved or any(not k.startswith("classifier.") for k in moved):
+            return _report(
+                name,
+                False,
+                f"{where}: after one training step, the changed parameters are {moved[:3]}\n"
+                f"    hint: {hint_body}",
+                case,
+            )
+    return _report(
+        name, True, "the body is frozen, the head trains, and a step moves the head only"
     )
