@@ -125,6 +125,55 @@ def test_text_corpora_line_and_token_counts():
 
 
 @needs_data
+def test_pretrain_corpus_documents_and_words_match_source_md():
+    corpus = data.load("pretrain_corpus")
+    assert corpus.column_names == ["source", "doc", "text", "words"] and corpus.num_rows == 20_770
+    docs, words = Counter(corpus["source"]), Counter()
+    for source, n in zip(corpus["source"], corpus["words"]):
+        words[source] += n
+    assert docs == {"fiction": 180, "wikipedia": 2_659, "dialogue": 17_193, "meetings": 171, "news": 567}
+    assert words == {"fiction": 9_396_568, "wikipedia": 6_274_859, "dialogue": 3_040_558,
+                     "meetings": 978_226, "news": 384_866}
+    assert corpus[0]["text"].startswith("[ A Garland for Girls by Louisa May Alcott ]\nA GARLAND")
+    news = data.load_pretrain_corpus(["news"])
+    assert news.num_rows == 567 and news[0]["doc"] == 0
+    assert news[0]["text"].startswith("When you see the word Amazon")
+
+
+@needs_data
+def test_sample_pretrain_corpus_keeps_shares_and_nests():
+    small = data.sample_pretrain_corpus(200_000, seed=3)
+    large = data.sample_pretrain_corpus(600_000, seed=3)
+    for sample, budget in ((small, 200_000), (large, 600_000)):
+        words = Counter()
+        for row in sample:
+            words[row["source"]] += len(row["text"].split())
+        # each source gets its share of the corpus (fiction 46.8%, ..., news 1.9%), cut at a line
+        assert abs(words["fiction"] / budget - 0.468) < 0.01 and abs(words["news"] / budget - 0.019) < 0.005
+        assert abs(sum(words.values()) - budget) < 0.01 * budget
+    for source in data.PRETRAIN_SOURCES:  # a larger sample with the same seed extends the smaller
+        a = [r["text"] for r in small if r["source"] == source]
+        b = [r["text"] for r in large if r["source"] == source]
+        assert a and b[: len(a)] == a
+    assert data.sample_pretrain_corpus(200_000, seed=3)["text"] == small["text"]
+    assert data.sample_pretrain_corpus(200_000, seed=4)["text"] != small["text"]
+    news = data.sample_pretrain_corpus(None, sources=["news"])
+    assert news.num_rows == 7_772 - 566 and set(news["source"]) == {"news"}
+
+
+def test_pretrain_corpus_errors(monkeypatch):
+    with pytest.raises(UnknownDataError, match=r"'books'.*fiction, wikipedia, dialogue, meetings, news"):
+        data.load_pretrain_corpus(["books"])
+    with pytest.raises(ValueError, match="positive int or None"):
+        data.sample_pretrain_corpus(0)
+    with pytest.raises(ValueError, match="sources is empty"):
+        data.load_pretrain_corpus([])
+    monkeypatch.delenv("TLCOURSE_DATA", raising=False)
+    with pytest.raises(DataNotFoundError, match="no reliable hub copy"):
+        data.load_pretrain_corpus(["news"])
+
+
+@needs_data
 def test_analogy_sections():
     ds = data.load_analogy()
     assert ds.num_rows == 15_638 and ds.column_names == ["section", "a", "b", "c", "d"]

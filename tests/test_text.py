@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tlcourse.text import Vocab, tokenize
+from tlcourse.text import Vocab, ptb_tokenize, split_sentences, tokenize
 
 
 def test_tokenize_raw_and_ptb_text_alike():
@@ -22,3 +22,18 @@ def test_vocab_min_count_order_and_encoding():
     assert Vocab.build(texts, max_size=1).itos == ["<unk>", "a", "<pad>"]
     with pytest.raises(ValueError, match="must start with '<unk>'"):
         Vocab(["a", "<pad>"])
+
+
+def test_ptb_tokenize_splits_clitics_and_punctuation_like_the_treebank():
+    assert ptb_tokenize("Don't you think it's Mr. Holmes's?") == [
+        "Do", "n't", "you", "think", "it", "'s", "Mr.", "Holmes", "'s", "?"]
+    # hyphenated words and decimals stay whole; curly quotes become straight; "can't" -> "ca n't"
+    assert ptb_tokenize("a twenty-one-year-old paid 3.50 \u201cnow\u201d, can\u2019t") == [
+        "a", "twenty-one-year-old", "paid", "3.50", '"', "now", '"', ",", "ca", "n't"]
+    assert ptb_tokenize("Société") == ["Société"] and ptb_tokenize("") == []
+
+
+def test_split_sentences_keeps_titles_and_initials():
+    assert split_sentences('Mr. Holmes said: "Go." Then J. Smith left! Did he? yes.') == [
+        'Mr. Holmes said: "Go."', "Then J. Smith left!", "Did he? yes."]
+    assert split_sentences("No end here") == ["No end here"]

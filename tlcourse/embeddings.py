@@ -16,6 +16,7 @@ O(vocab · dim).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -69,25 +70,15 @@ class Corpus:
         )
 
 
-_WIKITEXT_MARKS = {"@-@": "-", "@,@": ",", "@.@": "."}
+def corpus_sentences(data_dir=None, extra_words: int | None = 0, seed: int = 0) -> list[list[str]]:
+    """The chapter's corpus: :func:`tlcourse.text.corpus_lines` (the Gutenberg selection and the
+    WikiText-2 valid/test text, plus ``extra_words`` words sampled from the larger pretraining
+    corpus), lower-cased; WikiText's ``<unk>`` and tokens without a letter or digit are dropped."""
+    from .text import UNK, corpus_lines
 
-
-def corpus_sentences(data_dir=None) -> list[list[str]]:
-    """The chapter's corpus: the Gutenberg selection and the WikiText-2 valid/test text, one
-    sentence per line, lower-cased; WikiText's ``<unk>`` and tokens without a letter or digit are
-    dropped."""
-    from . import data
-
-    wiki = data.load_text("wikitext2", data_dir=data_dir)
-    lines = [
-        *data.load_text("gutenberg", data_dir=data_dir)["text"],
-        *wiki["validation"]["text"],
-        *wiki["test"]["text"],
-    ]
     out = []
-    for line in lines:
-        words = [_WIKITEXT_MARKS.get(t, t).lower() for t in line.split() if t != "<unk>"]
-        words = [w for w in words if any(ch.isalnum() for ch in w)]
+    for line in corpus_lines(extra_words, seed, data_dir):
+        words = [t.lower() for t in line if t != UNK and any(ch.isalnum() for ch in t)]
         if len(words) > 1:
             out.append(words)
     return out
@@ -324,10 +315,15 @@ def gensim_word2vec(
 
 
 def corpus_key(corpus: Corpus, min_count: int) -> dict:
-    """What identifies the chapter's corpus in an artefact-cache key."""
+    """What identifies the chapter's corpus in an artefact-cache key: its size and a digest of its
+    vocabulary and counts (two corpora of the same size, e.g. two samples of the pretraining
+    corpus, get different keys)."""
+    digest = hashlib.sha256("\n".join(corpus.itos).encode())
+    digest.update(np.ascontiguousarray(corpus.counts, dtype=np.int64).tobytes())
     return {
-        "corpus": "gutenberg+wikitext2-valid-test",
+        "corpus": "gutenberg+wikitext2-valid-test+pretrain_corpus",
         "tokens": corpus.n_raw_tokens,
+        "vocabulary": digest.hexdigest()[:16],
         "min_count": min_count,
     }
 

@@ -42,6 +42,12 @@ from .lexical import (
     load_word_similarity,
 )
 from .omniglot import OMNIGLOT_HUB, OMNIGLOT_PARTS, load_omniglot
+from .pretrain import (
+    PRETRAIN_HUB,
+    PRETRAIN_SOURCES,
+    load_pretrain_corpus,
+    sample_pretrain_corpus,
+)
 from .subsets import budget_subset, label_budget_indices, label_order, stratified_split
 from .text import (
     AG_NEWS_HUB,
@@ -138,6 +144,15 @@ REGISTRY: dict[str, Entry] = {
             "CC BY-SA 3.0",
         ),
         Entry(
+            "pretrain_corpus",
+            load_pretrain_corpus,
+            "pretrain_corpus",
+            PRETRAIN_HUB,
+            "Project Gutenberg; Wikipedia; Rastogi et al. 2020 (SGD); Carletta et al. 2005 (AMI); "
+            "Vajjala & Lučić 2018 (OneStopEnglish)",
+            "public domain, CC BY-SA 3.0/4.0, CC BY 4.0 (per source)",
+        ),
+        Entry(
             "tinyshakespeare",
             _bind(load_text, "tinyshakespeare"),
             "tinyshakespeare",
@@ -225,6 +240,7 @@ def load(name: str, **kwargs: Any) -> Any:
 __all__ = [
     "AG_NEWS_LABELS",
     "OMNIGLOT_PARTS",
+    "PRETRAIN_SOURCES",
     "REGISTRY",
     "RTE_LABELS",
     "SIMILARITY_SETS",
@@ -251,6 +267,7 @@ __all__ = [
     "load_ag_news",
     "load_analogy",
     "load_omniglot",
+    "load_pretrain_corpus",
     "load_pud_parallel",
     "load_rte",
     "load_sst2",
@@ -258,6 +275,7 @@ __all__ = [
     "load_uci_sentiment",
     "load_ud",
     "load_word_similarity",
+    "sample_pretrain_corpus",
     "set_data_dir",
     "stratified_split",
 ]

@@ -14,6 +14,9 @@ ORIGINS: dict[str, str] = {
     "glue_rte": "github.com/marcwww/nlu_eval data/RTE (GLUE)",
     "gutenberg_selection": "github.com/juletx/corpus-linguistics data/gutenberg",
     "omniglot": "github.com/brendenlake/omniglot python/",
+    "pretrain_corpus": (
+        "Project Gutenberg, English Wikipedia 2015, SGD, AMI, OneStopEnglish (see SOURCE.md)"
+    ),
     "sentiment_labelled_sentences": (
         "github.com/shultzam/NN-text-classification (UCI Sentiment Labelled Sentences)"
     ),
@@ -128,6 +131,30 @@ CHECKSUMS: dict[str, tuple[int, str]] = {
     "omniglot/images_background_small2.zip": (
         1580917,
         "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
+    ),
+    "pretrain_corpus/ami_meetings.txt": (
+        5032038,
+        "2349b39da36ae077539fde3cd04b11482da2c024fff0f7148e386401c369014a",
+    ),
+    "pretrain_corpus/enwiki_2015.txt": (
+        39380400,
+        "ec67195a0c4031c6bf9a14108f8edc879c57d494e23878c8383fa030384e57e2",
+    ),
+    "pretrain_corpus/gutenberg_books.manifest.tsv": (
+        29955,
+        "764d277ce9de1ec206909ce33385f2a75337c4d1f7d3133b3f19f29cf96bb7a2",
+    ),
+    "pretrain_corpus/gutenberg_books.txt": (
+        51490895,
+        "78fa26f4ef10fbf9c84ad12730621975c64e4f34ec9f644a57484b4e950d4717",
+    ),
+    "pretrain_corpus/onestopenglish.txt": (
+        2265196,
+        "8d1e8757ec91624fd80517dc4e65bd52e8401311452cc07e2dbacd2009399a72",
+    ),
+    "pretrain_corpus/sgd_dialogues.txt": (
+        15902026,
+        "af60494541f2ba5d77ddb07cc182ef5c1d4ae2c3f4370cd7fd3cc05559c42fdd",
     ),
     "sentiment_labelled_sentences/amazon_cells_labelled.txt": (
         58226,
