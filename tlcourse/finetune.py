@@ -4,17 +4,26 @@ Devlin et al. (2019), section 3.2 and figure 4: single sentences are encoded as
 ``[CLS] A [SEP]``, sentence pairs as ``[CLS] A [SEP] B [SEP]`` with segment ids 0/1; a linear layer
 on the final ``[CLS]`` state (through BERT's pooler) predicts the label, and the whole network is
 trained with a small learning rate and linear warm-up/decay.
+
+A sentence encoder trained on the mean of its token states (all-MiniLM-L6-v2; Reimers & Gurevych
+2019) is read out by that mean instead of ``[CLS]``: :class:`MeanPoolClassifier`,
+:func:`minilm_classifier`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from . import hub
+from .features import mean_pool
 from .train import adamw
+
+if TYPE_CHECKING:
+    from transformers.modeling_outputs import SequenceClassifierOutput
 
 
 @dataclass(frozen=True)
@@ -156,3 +165,34 @@ def finetune_classifier(
         losses.append(loss.item())
     model.cpu()
     return evaluate(model, test), losses
+
+
+class MeanPoolClassifier(torch.nn.Module):
+    """An encoder read out the way a sentence encoder is trained: the mean of its last layer over
+    the real tokens (:func:`tlcourse.features.mean_pool`), dropout, and a new linear layer
+    ``classifier``.
+
+    all-MiniLM-L6-v2 was trained with mean pooling (Reimers & Gurevych 2019's MEAN strategy); its
+    ``[CLS]`` state and BERT's pooler were never part of that training.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> SequenceClassifierOutput:
+        # imported here, as in the other method modules: importing this module stays light
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        pooled = mean_pool(hidden, attention_mask)
+        return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
+
+
+def minilm_classifier(num_labels: int = 2) -> MeanPoolClassifier:
+    """all-MiniLM-L6-v2 with a new mean-pooling classification head."""
+    return MeanPoolClassifier(hub.load_model("minilm"), num_labels)

@@ -2,7 +2,8 @@
 
 Every function draws on a given matplotlib ``Axes`` (or a new figure), labels its axes, sets a
 title, and returns the ``Axes`` so a chapter can add to it. :func:`summarize` turns learning-curve
-records (one per condition, label budget and seed) into the curves :func:`plot_curves` draws.
+records (one per condition, label budget and seed) into the curves :func:`plot_curves` draws;
+:func:`seed_table`, :func:`mean_se` and :func:`paired_effect` compare conditions seed by seed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from .train import History
 
@@ -85,6 +87,30 @@ def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over seeds (axis 0) and its standard error, ``std(ddof=1) / sqrt(seeds)``."""
     values = np.asarray(values, dtype=float)
     return values.mean(0), values.std(0, ddof=1) / np.sqrt(len(values))
+
+
+def paired_effect(
+    runs: pd.DataFrame, better: str, than: str, by: str = "sentences", value: str = "accuracy"
+) -> pd.DataFrame:
+    """How far start ``better`` is ahead of start ``than`` at each value of ``by``, seed by seed.
+
+    The two starts trained on the same data at each seed, so the comparison is paired: per seed
+    the difference ``d_s``; the table gives both means, the mean difference, its standard error
+    ``sd(d_s) / sqrt(n)`` over the ``n`` seeds, and their ratio ``z``.
+    """
+    wide = runs.pivot_table(index=[by, "seed"], columns="start", values=value)
+    diff = (wide[better] - wide[than]).groupby(level=by)
+    table = pd.DataFrame(
+        {
+            better: wide[better].groupby(level=by).mean(),
+            than: wide[than].groupby(level=by).mean(),
+            "difference": diff.mean(),
+            "SE": diff.std(ddof=1) / np.sqrt(diff.count()),
+            "seeds": diff.count(),
+        }
+    )
+    table["z"] = table["difference"] / table["SE"]
+    return table
 
 
 def plot_curves(

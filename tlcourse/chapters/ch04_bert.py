@@ -9,11 +9,12 @@ tiny BERT, the transfer table, RTE, BERTology.
   model gives it;
 * :func:`tagging_runs` fine-tunes a ``BertForTokenClassification`` on UPOS tags (UD English-EWT)
   from each starting point at each budget of labelled sentences and seed, with the label on the
-  first WordPiece of each word (Devlin et al. 2019, section 5.3; :func:`encode_tags`);
-  :func:`paired_effect` compares two starting points seed by seed;
+  first WordPiece of each word (Devlin et al. 2019, section 5.3; the method is
+  :mod:`tlcourse.tagging`); :func:`tlcourse.viz.paired_effect` compares two starting points seed
+  by seed;
 * :func:`transfer_runs` fine-tunes every starting point at every label budget and seed (the
   chapter's SST-2 table: random init, corpus pretraining, MiniLM read out by mean pooling,
-  :class:`MeanPoolClassifier`);
+  :class:`tlcourse.finetune.MeanPoolClassifier`);
 * :func:`attention_maps` and :func:`layer_probe` look inside MiniLM (Clark et al. 2019; Tenney
   et al. 2019; the probe is :func:`tlcourse.probes.train_head` with a linear head).
 """
@@ -29,20 +30,28 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .. import data, hub, mlm, probes, text, wordpiece
-from ..features import mean_pool
-from ..finetune import FinetuneConfig, encode, finetune_classifier, length_grouped_batches
+from ..finetune import FinetuneConfig, encode, finetune_classifier
 from ..mlm import TinyBertConfig
-from ..train import fit, progress_bar
+from ..tagging import encode_tags, tag_accuracy, train_tagger
+from ..train import progress_bar
+
+# Methods the book calls as ``ch.<name>``; they live in their method modules.
+from ..finetune import minilm_classifier  # noqa: F401
+from ..tagging import tagger  # noqa: F401
+from ..viz import paired_effect  # noqa: F401
 
 
 @dataclass(frozen=True)
 class BertChapterConfig:
     """Sizes of chapter 4 for one profile."""
 
+    # words sampled from the larger pretraining corpus on top of Gutenberg + WikiText-2 (None: all
+    # 20.1 M). 0 in cpu: 700 steps do not finish one pass over the small corpus; with 2 M more words
+    # the SST-2 gain of pretraining at 500 labels fell from +0.059 (SE 0.017) to +0.036 (SE 0.024)
+    # and the book probes' answers stop being single pieces of an 8,000-piece vocabulary.
+    corpus_words: int | None = 0
     vocab_size: int = 8000
     bert: TinyBertConfig = field(
         default_factory=lambda: TinyBertConfig(max_len=64, batch=32, steps=700, lr=2e-3)
@@ -90,6 +99,8 @@ class BertChapterConfig:
 CONFIGS = {
     "cpu": BertChapterConfig(),
     "gpu": BertChapterConfig(
+        corpus_words=None,
+        vocab_size=30_522,  # BERT's size: 8,000 pieces of 22 M words split the probes' names
         bert=TinyBertConfig(max_len=64, batch=128, steps=20_000, lr=1e-3),
         tag_budgets=(50, 200, 1000, 4000),
         tag_seeds=5,
@@ -129,7 +140,7 @@ def tiny_bert(cfg: BertChapterConfig, device="cpu", progress: bool = True):
     The same calls as the chapter's cells, so they come from the artefact cache once the chapter
     has run (and are trained and cached when they are missing).
     """
-    texts = text.corpus_texts()
+    texts = text.corpus_texts(extra_words=cfg.corpus_words)
     tokenizer = wordpiece.cached_wordpiece(
         "ch04-wordpiece", texts, cfg.vocab_size, verbose=progress
     )
@@ -141,6 +152,19 @@ def tiny_bert(cfg: BertChapterConfig, device="cpu", progress: bool = True):
 
 # --------------------------------------------------------------------------------------------
 # Cloze probes
+
+
+def single_piece_probes(
+    tokenizer, probes: Sequence[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(probes whose answer is one WordPiece, the other answers)``: :func:`cloze_table` ranks a
+    single piece, and a vocabulary trained on other text (the ``gpu`` profile's larger corpus) may
+    split a rare name."""
+    kept, dropped = [], []
+    for sentence, answer in probes:
+        single = len(tokenizer(answer, add_special_tokens=False)["input_ids"]) == 1
+        (kept if single else dropped).append((sentence, answer) if single else answer)
+    return kept, dropped
 
 
 @torch.no_grad()
@@ -199,121 +223,6 @@ def piece_counts(tokenizer, texts: Sequence[str]) -> Counter:
 # Part-of-speech tagging from the tiny BERT
 
 
-def encode_tags(tokenizer, dataset, max_len: int) -> dict[str, torch.Tensor]:
-    """UD sentences (columns ``tokens`` and ``upos``) as padded WordPiece rows for tagging.
-
-    Each word's UPOS id (its index in :data:`tlcourse.data.UPOS_TAGS`) labels its *first*
-    WordPiece; the other pieces, ``[CLS]``, ``[SEP]`` and padding get -100, which the loss and the
-    accuracy skip (Devlin et al. 2019, section 5.3). Words cut off by ``max_len`` get no label.
-    """
-    tag = {t: i for i, t in enumerate(data.UPOS_TAGS)}
-    enc = tokenizer(
-        list(dataset["tokens"]),
-        is_split_into_words=True,
-        truncation=True,
-        max_length=max_len,
-        padding="max_length",
-        return_tensors="pt",
-    )
-    labels = torch.full_like(enc["input_ids"], -100)
-    for i, tags in enumerate(dataset["upos"]):
-        previous = None
-        for position, word in enumerate(enc.word_ids(i)):
-            if word is not None and word != previous:
-                labels[i, position] = tag[tags[word]]
-            previous = word
-    return {
-        "input_ids": enc["input_ids"],
-        "attention_mask": enc["attention_mask"],
-        "labels": labels,
-    }
-
-
-def tagger(bert_cfg: TinyBertConfig, vocab_size: int, body=None):
-    """A ``BertForTokenClassification`` of the tiny BERT's size over the 17 UPOS tags.
-
-    With ``body`` (a pretrained ``BertForMaskedLM`` of that size) the encoder starts from its
-    weights; without, from random init. The linear layer on top (``classifier``) is always new.
-    """
-    from transformers import BertForTokenClassification
-
-    config = bert_cfg.bert_config(vocab_size)
-    config.num_labels = len(data.UPOS_TAGS)
-    model = BertForTokenClassification(config)
-    if body is not None:
-        model.bert.load_state_dict(body.bert.state_dict())
-    return model
-
-
-def _rows(encoded: dict[str, torch.Tensor], index, device="cpu") -> dict[str, torch.Tensor]:
-    """The rows ``index`` of an encoded set, cut to their longest row (no all-padding columns)."""
-    part = {k: v[index] for k, v in encoded.items()}
-    length = int(part["attention_mask"].sum(1).max())
-    return {k: v[:, :length].to(device) for k, v in part.items()}
-
-
-def _tag_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-
-
-@torch.no_grad()
-def tag_accuracy(model, encoded: dict[str, torch.Tensor], batch: int = 256, device="cpu") -> float:
-    """Share of the labelled words (first WordPieces) whose highest-scoring tag is right."""
-    model.to(device).eval()
-    order = torch.argsort(encoded["attention_mask"].sum(1), stable=True)  # little padding
-    correct = total = 0
-    for s in range(0, len(order), batch):
-        part = _rows(encoded, order[s : s + batch], device)
-        labelled = part["labels"] != -100
-        predicted = _tag_logits(model, part).argmax(-1)
-        correct += int((predicted[labelled] == part["labels"][labelled]).sum())
-        total += int(labelled.sum())
-    model.cpu()
-    return correct / total
-
-
-def train_tagger(
-    model,
-    encoded: dict[str, torch.Tensor],
-    cfg: FinetuneConfig,
-    seed: int = 0,
-    device="cpu",
-    progress: bool = False,
-):
-    """Fine-tune a token classifier on :func:`encode_tags` rows with :func:`tlcourse.train.fit`.
-
-    ``cfg.steps(n)`` minibatches of ``cfg.batch`` sentences of similar length
-    (:func:`tlcourse.finetune.length_grouped_batches`, seeded by ``seed``); cross-entropy over the
-    labelled pieces; AdamW (weight decay 0.01) with linear warm-up and decay, gradients clipped to
-    norm 1. Only parameters with ``requires_grad`` train, so a frozen body stays as it is. Returns
-    the training :class:`~tlcourse.train.History`.
-    """
-    steps = cfg.steps(len(encoded["input_ids"]))
-    gen = torch.Generator().manual_seed(seed)
-    order = length_grouped_batches(
-        encoded["attention_mask"].sum(1), cfg.batch, steps, gen, cfg.group
-    )
-
-    def loss_fn(m, batch) -> torch.Tensor:  # the -100 labels are ignored
-        return F.cross_entropy(_tag_logits(m, batch).flatten(0, 1), batch["labels"].flatten())
-
-    model.to(device)
-    history = fit(
-        model,
-        (_rows(encoded, index, device) for index in order),
-        loss_fn,
-        steps=steps,
-        lr=cfg.lr,
-        weight_decay=0.01,
-        clip_grad=1.0,
-        warmup=int(cfg.warmup * steps),
-        progress=progress,
-        desc="tagger",
-    )
-    model.cpu()
-    return history
-
-
 def tagging_runs(
     starts: dict[str, Callable[[], torch.nn.Module]],
     tokenizer,
@@ -360,60 +269,8 @@ def tagging_runs(
     return pd.DataFrame(rows)
 
 
-def paired_effect(
-    runs: pd.DataFrame, better: str, than: str, by: str = "sentences", value: str = "accuracy"
-) -> pd.DataFrame:
-    """How far start ``better`` is ahead of start ``than`` at each value of ``by``, seed by seed.
-
-    The two starts trained on the same data at each seed, so the comparison is paired: per seed
-    the difference ``d_s``; the table gives both means, the mean difference, its standard error
-    ``sd(d_s) / sqrt(n)`` over the ``n`` seeds, and their ratio ``z``.
-    """
-    wide = runs.pivot_table(index=[by, "seed"], columns="start", values=value)
-    diff = (wide[better] - wide[than]).groupby(level=by)
-    table = pd.DataFrame(
-        {
-            better: wide[better].groupby(level=by).mean(),
-            than: wide[than].groupby(level=by).mean(),
-            "difference": diff.mean(),
-            "SE": diff.std(ddof=1) / np.sqrt(diff.count()),
-            "seeds": diff.count(),
-        }
-    )
-    table["z"] = table["difference"] / table["SE"]
-    return table
-
-
 # --------------------------------------------------------------------------------------------
 # The transfer table
-
-
-class MeanPoolClassifier(torch.nn.Module):
-    """An encoder read out the way a sentence encoder is trained: the mean of its last layer over
-    the real tokens (:func:`tlcourse.features.mean_pool`), dropout, and a new linear layer
-    ``classifier``.
-
-    all-MiniLM-L6-v2 was trained with mean pooling (Reimers & Gurevych 2019's MEAN strategy); its
-    ``[CLS]`` state and BERT's pooler were never part of that training.
-    """
-
-    def __init__(self, encoder: torch.nn.Module, num_labels: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = torch.nn.Dropout(dropout)
-        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> SequenceClassifierOutput:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        pooled = mean_pool(hidden, attention_mask)
-        return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
-
-
-def minilm_classifier(num_labels: int = 2) -> MeanPoolClassifier:
-    """all-MiniLM-L6-v2 with a new mean-pooling classification head."""
-    return MeanPoolClassifier(hub.load_model("minilm"), num_labels)
 
 
 @dataclass
