@@ -1,11 +1,14 @@
 """Repository-wide pytest set-up, for the unit tests and for nbval's notebook runs alike.
 
 * Every Python subprocess (notebook kernels included) gets ``tests/netguard`` on its path, whose
-  ``sitecustomize`` refuses non-loopback connections; the pytest process itself is guarded by
-  pytest-socket (``--allow-hosts`` in the Makefile).
-* Offline switches for the Hugging Face libraries, and ``TLCOURSE_DATA`` defaulting to the course's
-  ``../shared/data`` beside the repository when it is not set.
+  ``sitecustomize`` refuses non-loopback connections, UDP datagrams and name resolution with an
+  error that is not an ``OSError``; the pytest process loads the same guard here (and pytest-socket's
+  ``--allow-hosts`` in the Makefile on top).
+* Offline switches for the Hugging Face libraries, forced on (a user's ``HF_HUB_OFFLINE=0`` must not
+  let a test download), and ``TLCOURSE_DATA`` defaulting to the course's ``../shared/data`` beside
+  the repository when it is not set.
 """
+import importlib.util
 import os
 from pathlib import Path
 
@@ -13,8 +16,10 @@ ROOT = Path(__file__).resolve().parent
 GUARD = ROOT / "tests" / "netguard"
 
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD), os.environ.get("PYTHONPATH", "")]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+_spec = importlib.util.spec_from_file_location("tlcourse_netguard", GUARD / "sitecustomize.py")
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))  # guard this process too
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 if not os.environ.get("TLCOURSE_DATA") and (ROOT.parent / "shared" / "data").is_dir():
     os.environ["TLCOURSE_DATA"] = str(ROOT.parent / "shared" / "data")

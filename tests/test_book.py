@@ -80,6 +80,38 @@ def test_chapter_contract(md):
     assert solutions == len(starts), f"{len(starts)} exercises but {solutions} solutions"
 
 
+# A section that runs an experiment from the chapter module or draws a plot shows a result: it
+# must check it (CONVENTIONS.md, "Claim checks"). One assert somewhere in the chapter is not enough.
+_EXPERIMENT = re.compile(
+    r"\bch\.\w*(run|table|curve|sweep|pretrain|train|fit|probe|tagging|effect)\w*\(|plt\.show\(\)"
+)
+
+
+def _unchecked_sections(text: str) -> list[str]:
+    out = []
+    for section in re.split(r"\n## ", text)[1:]:
+        title = section.splitlines()[0]
+        if title.startswith(("Exercises", "Summary", "References")):
+            continue
+        code = "\n".join(re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", section, re.S))
+        if _EXPERIMENT.search(code) and "assert " not in code:
+            out.append(title)
+    return out
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_every_section_with_a_result_checks_it(md):
+    assert not _unchecked_sections(md.read_text())
+
+
+def test_the_section_rule_catches_an_unchecked_result():
+    checked = "# T\n\n## Runs\n\n```{code-cell} ipython3\nruns = ch.transfer_runs(cfg)\nassert runs.gain > 0\n```\n"
+    assert _unchecked_sections(checked) == []
+    assert _unchecked_sections(checked.replace("assert runs.gain > 0", "print(runs)")) == ["Runs"]
+    plotted = "# T\n\n## Plot\n\n```{code-cell} ipython3\nplt.plot(x)\nplt.show()\n```\n"
+    assert _unchecked_sections(plotted) == ["Plot"]
+
+
 def _names(source: str) -> tuple[set[str], set[str]]:
     """(names a cell defines, names it reads) — magics and shell lines are skipped."""
     import ast

@@ -25,10 +25,10 @@ def test_tagging_runs_give_every_start_the_same_sentences_and_seed(tokenizer):
 
 
 def test_single_piece_probes_leave_out_answers_the_vocabulary_splits(tokenizer):
-    probes = [("the queen of [MASK] made tarts", "hearts"), ("the [MASK] was tired", "alicexyzzy")]
-    assert len(tokenizer.tokenize("alicexyzzy")) > 1 and tokenizer.tokenize("hearts") == ["hearts"]
+    probes = [("the queen of [MASK] made tarts", "hearts"), ("the [MASK] was tired", "queenhearts")]
+    assert len(tokenizer.tokenize("queenhearts")) > 1 and tokenizer.tokenize("hearts") == ["hearts"]
     kept, split = ch.single_piece_probes(tokenizer, probes)
-    assert kept == probes[:1] and split == ["alicexyzzy"]
+    assert kept == probes[:1] and split == ["queenhearts"]
 
 
 def test_every_name_the_book_reads_from_the_chapter_module_resolves():

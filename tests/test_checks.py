@@ -247,8 +247,8 @@ PLANTED_KEEP = {
     "raw counts instead of frequencies": lambda c, t: np.minimum(1, (np.sqrt(np.asarray(c) / t) + 1) * t / np.asarray(c)) if t else np.ones(len(c)),
     "no cap at 1": lambda c, t: (np.sqrt((np.asarray(c) / np.sum(c)) / t) + 1) * t / (np.asarray(c) / np.sum(c)) if t else np.ones(len(c)),
     "crashes with sample = 0": lambda c, t: np.minimum(1, (np.sqrt((np.asarray(c) / np.sum(c)) / t) + 1) * t / (np.asarray(c) / np.sum(c))),
-    "the paper's formula": _keep_paper_formula,
 }
+ACCEPTED_KEEP = {"the paper's formula": _keep_paper_formula}  # a correct variant
 
 
 def _grads_from(error_fn):
@@ -321,6 +321,12 @@ PLANTED_COVERAGE = {
 ])
 def test_chapter2_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.embeddings, check), check, reference, planted, capsys)
+
+
+def test_keep_probability_accepts_the_papers_formula(capsys):
+    for name, fn in ACCEPTED_KEEP.items():
+        assert checks.embeddings.keep_probability(fn), name
+    assert "the paper's formula" in capsys.readouterr().out
 
 
 # ---- chapter 3 ------------------------------------------------------------------------------
@@ -437,6 +443,18 @@ def _masking(p_choose=0.15, p_mask=0.8, p_random=0.5, honour_special=True, label
     return fn
 
 
+def _split_in_reading_order(ids, special, mask_id, vocab, seed):
+    # random 15% chosen, but the first 80% of them (in reading order) masked, then 10% random
+    g = torch.Generator().manual_seed(seed)
+    chosen = (torch.rand(ids.shape, generator=g) < 0.15) & ~special
+    inputs, where = ids.clone(), chosen.flatten().nonzero().flatten()
+    n_mask, n_random = int(0.8 * len(where)), int(0.1 * len(where))
+    flat = inputs.view(-1)
+    flat[where[:n_mask]] = mask_id
+    flat[where[n_mask:n_mask + n_random]] = torch.randint(vocab, (n_random,), generator=g)
+    return inputs, ids.masked_fill(~chosen, -100)
+
+
 def _labels_zero_elsewhere(ids, special, mask_id, vocab, seed):
     inputs, labels = _masking()(ids, special, mask_id, vocab, seed)
     return inputs, labels.masked_fill(labels == -100, 0)
@@ -450,6 +468,7 @@ PLANTED_MASKING = {
     "no unchanged tokens": _masking(p_random=1.0),
     "unseeded": _masking(seeded=False),
     "labels 0 instead of -100": _labels_zero_elsewhere,
+    "80/10/10 by reading order": _split_in_reading_order,
 }
 
 
@@ -464,6 +483,8 @@ PLANTED_GATHERED = {
     "sum instead of mean": lambda h, y, head: F.cross_entropy(head(h[y != -100]), y[y != -100], reduction="sum"),
     "head on every position": _full_then_select,
     "labels of the wrong rows": lambda h, y, head: F.cross_entropy(head(h[y != -100]), y[y != -100].flip(0)),
+    "F.linear with the head's weights everywhere": lambda h, y, head: F.cross_entropy(
+        F.linear(h, head.weight, head.bias)[y != -100], y[y != -100]),
 }
 
 

@@ -35,3 +35,20 @@ def test_glove_fits_log_counts():
     vectors, stats = G.train_glove(corpus, G.GloVeConfig(vector_size=8, epochs=30, batch=64), progress=False)
     assert vectors.shape == (6, 8) and stats.nonzeros == 36
     assert stats.loss[-1] < 0.05 * stats.loss[0]
+
+
+def test_hand_written_gradients_match_autograd_and_finite_differences():
+    g = torch.Generator().manual_seed(0)
+    wi = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    wj = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    f = torch.rand(7, generator=g, dtype=torch.float64)
+    log_x = torch.randn(7, generator=g, dtype=torch.float64)
+    loss, grad_i, grad_j = G.glove_grads(wi.detach(), wj.detach(), f, log_x)
+
+    def half_j(a, b):  # eq. 8 of Pennington et al. for this batch, halved
+        return 0.5 * (f * ((a[:, :4] * b[:, :4]).sum(1) + a[:, 4] + b[:, 4] - log_x) ** 2).sum()
+
+    half_j(wi, wj).backward()
+    assert torch.allclose(loss, 2 * half_j(wi, wj).detach())
+    assert torch.allclose(grad_i, wi.grad) and torch.allclose(grad_j, wj.grad)
+    assert torch.autograd.gradcheck(half_j, (wi, wj))  # autograd itself agrees with differences

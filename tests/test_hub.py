@@ -1,6 +1,9 @@
 """tlcourse.hub: model resolution order and errors; the artefact cache."""
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -80,15 +83,59 @@ def test_cache_trains_once_then_loads(tmp_path):
     second, meta2 = hub.cached_module("toy", {"steps": 5, "lr": 0.1}, build, train, verbose=False)  # same key
     assert calls == [1] and meta == meta2 == {"note": "trained"}
     assert torch.equal(first.weight, second.weight) and not torch.equal(first.weight, build().weight)
-    folder = hub.artifact_dir("toy", config)
+    folder = hub.artifact_dir("toy", config, build, train)
     assert folder.parent == tmp_path / "cache" / "artifacts"
-    assert json.loads((folder / "config.json").read_text())["config"] == config
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["config"] == config and saved["code"] == hub.code_key(build, train)
     hub.cached_module("toy", {"lr": 0.2, "steps": 5}, build, train, verbose=False)
     assert calls == [1, 1]  # another config, another artefact
     (folder / "model.safetensors").write_bytes(b"garbage")
     hub.cached_module("toy", config, build, train, verbose=False)
     assert calls == [1, 1, 1]  # an unreadable artefact is rebuilt, not trusted
     assert hub.config_key({"a": 1, "b": 2}) == hub.config_key({"b": 2, "a": 1}) != hub.config_key({"a": 2, "b": 2})
+
+
+def test_a_change_to_the_code_that_computed_an_artefact_misses_the_cache(tmp_path, monkeypatch):
+    calls = []
+
+    def zeros():
+        calls.append("zeros")
+        return {"x": torch.zeros(2)}, {}
+
+    def ones():  # the same function, edited
+        calls.append("ones")
+        return {"x": torch.ones(2)}, {}
+
+    assert torch.equal(hub.cached_tensors("art", {"n": 2}, zeros, verbose=False)[0]["x"], torch.zeros(2))
+    assert torch.equal(hub.cached_tensors("art", {"n": 2}, zeros, verbose=False)[0]["x"], torch.zeros(2))
+    assert torch.equal(hub.cached_tensors("art", {"n": 2}, ones, verbose=False)[0]["x"], torch.ones(2))
+    assert calls == ["zeros", "ones"]  # a hit for the same code, a miss for the edited one
+    # the package's training code and the library versions are part of the key too
+    monkeypatch.setattr(torch, "__version__", "0.0.0-other")
+    hub.cached_tensors("art", {"n": 2}, zeros, verbose=False)
+    assert calls == ["zeros", "ones", "zeros"]
+
+
+def test_package_digest_follows_training_code_but_not_the_checks(tmp_path):
+    root = tmp_path / "pkg"
+    (root / "checks").mkdir(parents=True)
+    (root / "train.py").write_text("LR = 1e-3\n")
+    (root / "checks" / "ex.py").write_text("PASS = True\n")
+    before = hub._package_digest.__wrapped__(root)
+    (root / "checks" / "ex.py").write_text("PASS = False\n")
+    assert hub._package_digest.__wrapped__(root) == before  # a self-check cannot change a model
+    (root / "train.py").write_text("LR = 2e-3\n")
+    assert hub._package_digest.__wrapped__(root) != before
+
+
+def test_function_digest_is_the_same_in_every_process():
+    # a set literal compiles to a frozenset constant, whose order follows the string hash seed
+    script = ("from tlcourse import hub\n"
+              "def f(w):\n    return w in {'alpha', 'beta', 'gamma', 'delta', 'epsilon'}\n"
+              "print(hub.function_digest(f))")
+    digests = {subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, check=True).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1
 
 
 def test_cached_module_saves_tied_weights(tmp_path, monkeypatch):
@@ -101,11 +148,15 @@ def test_cached_module_saves_tied_weights(tmp_path, monkeypatch):
         torch.manual_seed(0)
         return BertForMaskedLM(cfg)
 
+    calls = []
+
     def train(model):
+        calls.append(1)
         with torch.no_grad():
             model.bert.embeddings.word_embeddings.weight.add_(1.0)
 
     trained, _ = hub.cached_module("tied", {"v": 1}, build, train, verbose=False)
-    loaded, _ = hub.cached_module("tied", {"v": 1}, build, lambda m: pytest.fail("should load from the cache"), verbose=False)
+    loaded, _ = hub.cached_module("tied", {"v": 1}, build, train, verbose=False)
+    assert calls == [1]  # the second call loads from the cache
     assert torch.equal(loaded.cls.predictions.decoder.weight, trained.bert.embeddings.word_embeddings.weight)
     assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight

@@ -98,6 +98,12 @@ def test_tokenizer_round_trip_and_special_tokens(tokenizer):
 def test_pack_sequences(tokenizer):
     rows = mlm.pack_sequences(tokenizer, TEXTS[:20], max_len=10)
     assert rows.shape[1] == 10 and (rows[:, 0] == tokenizer.cls_token_id).all() and (rows[:, -1] == tokenizer.sep_token_id).all()
+    # the bodies, read in order, are the texts' pieces in order, cut only at the end (no piece
+    # lost or repeated between rows, no text reordered)
+    stream = [i for text in TEXTS[:20] for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    body = rows[:, 1:-1].flatten().tolist()
+    assert len(rows) == len(stream) // 8 and body == stream[: len(body)]
+    assert tokenizer.decode(rows[0, 1:-1]).split()[0] == TEXTS[0].split()[0].lower()
 
 
 def test_finetune_helper_learns_a_toy_task(tokenizer):

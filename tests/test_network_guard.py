@@ -1,5 +1,7 @@
-"""The tests cannot reach the network: in the pytest process (pytest-socket) and in subprocesses
-such as notebook kernels (tests/netguard/sitecustomize.py, put on PYTHONPATH by conftest.py)."""
+"""The tests cannot reach the network: in the pytest process and in subprocesses such as notebook
+kernels (tests/netguard/sitecustomize.py, put on PYTHONPATH and loaded by conftest.py): no TCP
+connection, UDP datagram or name lookup leaves the machine, and the error is not an OSError (which
+the Hugging Face libraries would take for "offline" and fall back on a cache)."""
 import os
 import socket
 import subprocess
@@ -27,3 +29,47 @@ def test_subprocesses_are_guarded_but_loopback_is_allowed():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=60)
     assert done.returncode != 0
     assert "network access is blocked in the tlcourse tests (tried to connect to 192.0.2.1:80)" in done.stderr
+
+
+def test_dns_and_udp_are_blocked_and_the_error_is_loud():
+    code = (
+        "import socket\n"
+        "from sitecustomize import NetworkBlockedError\n"
+        "assert not issubclass(NetworkBlockedError, OSError)\n"
+        "socket.getaddrinfo('localhost', 80)\n"  # local names still resolve
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0))\n"
+        "u.sendto(b'x', u.getsockname())\n"  # a datagram to loopback is fine
+        "for attempt in (lambda: socket.getaddrinfo('huggingface.co', 443),\n"
+        "                lambda: socket.gethostbyname('pypi.org'),\n"
+        "                lambda: u.sendto(b'x', ('192.0.2.1', 53))):\n"
+        "    try:\n"
+        "        attempt()\n"
+        "    except NetworkBlockedError as exc:\n"
+        "        print('blocked:', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("blocked:") == 3 and "resolve 'huggingface.co'" in done.stdout
+    assert "send a datagram to 192.0.2.1:53" in done.stdout
+
+
+def test_a_notebook_kernel_is_guarded(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, socket\n"
+        "try:\n"
+        "    socket.getaddrinfo('huggingface.co', 443)\n"
+        "    outcome = 'resolved'\n"
+        "except Exception as exc:\n"
+        "    outcome = type(exc).__name__\n"
+        "print(outcome, os.environ['HF_HUB_OFFLINE'])")])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == "NetworkBlockedError 1"
+
+
+def test_the_pytest_process_cannot_resolve_names():
+    with pytest.raises(Exception, match="blocked") as info:
+        socket.getaddrinfo("huggingface.co", 443)
+    assert not isinstance(info.value, OSError)

@@ -62,6 +62,23 @@ class GloVeStats:
     loss: list[float]  # J / (2 · nonzeros) per epoch, the quantity the released code prints
 
 
+def glove_grads(
+    wi: torch.Tensor, wj: torch.Tensor, f: torch.Tensor, log_x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch's ``Σ f·diff²`` and the gradients of half of it, written out by hand.
+
+    ``wi``/``wj`` are rows ``[w | b]`` and ``[w̃ | b̃]``; ``diff = w·w̃ + b + b̃ - log X``. Then
+    ``∂/∂w_i = f·diff·w̃_j`` and ``∂/∂b_i = f·diff`` (and symmetrically for ``j``): the factor 2 of
+    the derivative of eq. 8 is folded into the learning rate, as in the paper's code.
+    """
+    dim = wi.shape[1] - 1
+    diff = (wi[:, :dim] * wj[:, :dim]).sum(1) + wi[:, dim] + wj[:, dim] - log_x
+    fdiff = f * diff
+    grad_i = torch.cat([fdiff[:, None] * wj[:, :dim], fdiff[:, None]], 1)
+    grad_j = torch.cat([fdiff[:, None] * wi[:, :dim], fdiff[:, None]], 1)
+    return (fdiff * diff).sum(), grad_i, grad_j
+
+
 def train_glove(
     corpus: Corpus, cfg: GloVeConfig, progress: bool = True
 ) -> tuple[torch.Tensor, GloVeStats]:
@@ -88,13 +105,8 @@ def train_glove(
             p = order[s : s + cfg.batch]
             i, j = i_all[p], j_all[p]
             wi, wj = w.index_select(0, i), w_ctx.index_select(0, j)
-            diff = (wi[:, :dim] * wj[:, :dim]).sum(1) + wi[:, dim] + wj[:, dim] - log_x[p]
-            fdiff = f[p] * diff
-            total += (fdiff * diff).sum().item()
-            # ∂J/∂w_i = f·diff·w̃_j, ∂J/∂b_i = f·diff (the factor 2 is folded into the learning
-            # rate, as in the paper's code)
-            grad_i = torch.cat([fdiff[:, None] * wj[:, :dim], fdiff[:, None]], 1)
-            grad_j = torch.cat([fdiff[:, None] * wi[:, :dim], fdiff[:, None]], 1)
+            loss, grad_i, grad_j = glove_grads(wi, wj, f[p], log_x[p])
+            total += loss.item()
             for params, acc, idx, grad in ((w, sq, i, grad_i), (w_ctx, sq_ctx, j, grad_j)):
                 index = idx[:, None].expand(-1, dim + 1)
                 params.scatter_add_(

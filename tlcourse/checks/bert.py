@@ -127,6 +127,27 @@ def _mask_properties() -> list[Property]:
                 return f"{got:.1%} of the chosen positions were {what}, expected {want:.0%}"
         return None
 
+    def split_at_random(out, case):
+        # The 80/10/10 split is drawn per chosen position, so it does not depend on where the
+        # position is: the first and the last third of the chosen positions (reading order) are
+        # masked at the same rate.
+        inputs, labels = out
+        chosen = (labels != -100).flatten().nonzero().flatten()
+        third = len(chosen) // 3
+        if third < 100:
+            return None
+        rates = [
+            (inputs.flatten()[part] == MASK_ID).float().mean().item()
+            for part in (chosen[:third], chosen[-third:])
+        ]
+        sd = math.sqrt(0.8 * 0.2 / third)
+        if any(abs(r - 0.8) > 5 * sd for r in rates):
+            return (
+                f"the first third of the chosen positions is {rates[0]:.0%} [MASK], the last third "
+                f"{rates[1]:.0%}: the split into [MASK] / random / unchanged follows the positions"
+            )
+        return None
+
     return [
         Property("returns (inputs, labels) shaped like input_ids", pair),
         Property(
@@ -141,6 +162,12 @@ def _mask_properties() -> list[Property]:
             rates,
             "one Bernoulli(0.15) draw per eligible position; then, among the chosen, "
             "80% -> mask_id, half of the rest -> a random id, the others stay",
+        ),
+        Property(
+            "the 80/10/10 split is random, not by position",
+            split_at_random,
+            "draw a random number for every chosen position (torch.rand with the generator) and "
+            "split on it; do not give [MASK] to the first 80% of the chosen positions in order",
         ),
     ]
 
@@ -157,14 +184,20 @@ def _reference_gathered(hidden, labels, head):
     return F.cross_entropy(head(hidden[chosen]), labels[chosen])
 
 
-class _CountingHead(torch.nn.Linear):
-    """A vocabulary projection that records how many rows it was applied to."""
+class _CountingHead(torch.nn.Module):
+    """A vocabulary projection that records how many rows it was applied to. Its weights are kept
+    inside (no ``.weight``), so the only way to use it is to call it: ``F.linear`` with the head's
+    weights over every position cannot bypass the count."""
 
     rows = 0
 
+    def __init__(self, d: int, v: int):
+        super().__init__()
+        self._projection = torch.nn.Linear(d, v)
+
     def forward(self, x):
         type(self).rows += x.reshape(-1, x.shape[-1]).shape[0]
-        return super().forward(x)
+        return self._projection(x)
 
 
 def gathered_loss(fn: Callable) -> CheckResult:
@@ -212,8 +245,22 @@ def gathered_loss(fn: Callable) -> CheckResult:
     hidden, labels, _ = cases[1].args
     head = _CountingHead(hidden.shape[-1], 50)
     _CountingHead.rows = 0
-    fn(hidden, labels, head)
+    try:
+        fn(hidden, labels, head)
+    except AttributeError as exc:  # e.g. head.weight: the head's own forward was bypassed
+        return _report(
+            "gathered_loss",
+            False,
+            f"calling fn with a head that has no .weight failed ({exc})\n"
+            "    hint: use the head by calling it, head(rows), not through its weights",
+        )
     chosen = int((labels != -100).sum())
+    if _CountingHead.rows == 0:
+        return _report(
+            "gathered_loss",
+            False,
+            "the head was never called\n    hint: apply it as head(hidden[labels != -100])",
+        )
     if _CountingHead.rows > chosen:
         return _report(
             "gathered_loss",

@@ -9,7 +9,7 @@ import torch
 
 from .. import embeddings, wordvectors
 from ..chapters import ch02_embeddings as ch02
-from . import Case, CheckResult, compare_to_reference
+from . import Case, CheckResult, _report, compare_to_reference
 
 
 def keep_probability(fn: Callable) -> CheckResult:
@@ -39,9 +39,35 @@ def keep_probability(fn: Callable) -> CheckResult:
         ),
         "sample = 0 (subsampling off)": "t = 0 means no subsampling: return all ones (avoid 0/0)",
     }
+    if _matches(fn, _paper_keep_probability, cases, rtol=1e-6):
+        return _report(
+            "keep_probability",
+            True,
+            "this is the paper's formula, keep = sqrt(t / f) capped at 1 (Mikolov et al. 2013b, "
+            "section 2.3), a correct variant; the exercise's (sqrt(f / t) + 1) * t / f is the "
+            "released C code's and gensim's, which keeps every frequent word a little more often",
+        )
     return compare_to_reference(
         "keep_probability", fn, embeddings.keep_probability, cases, hints, rtol=1e-6
     )
+
+
+def _paper_keep_probability(counts, sample):
+    """Mikolov et al. (2013b), section 2.3: discard with ``1 - sqrt(t / f)``, i.e. keep with
+    ``sqrt(t / f)``, capped at 1."""
+    f = np.asarray(counts, dtype=np.float64) / np.sum(counts)
+    return np.ones(len(f)) if sample <= 0 else np.minimum(1.0, np.sqrt(sample / f))
+
+
+def _matches(fn: Callable, reference: Callable, cases, rtol: float) -> bool:
+    """Whether ``fn`` agrees with ``reference`` on every case (quietly; any error is a no)."""
+    try:
+        return all(
+            np.allclose(np.asarray(fn(*c.args), dtype=np.float64), reference(*c.args), rtol=rtol)
+            for c in cases
+        )
+    except Exception:  # noqa: BLE001 - a student's code may raise anything
+        return False
 
 
 def _sgns_case(batch: int, k: int, dim: int, seed: int, scale: float = 0.5) -> Case:
