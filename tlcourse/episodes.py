@@ -1,4 +1,5 @@
-"""Chapter 7: few-shot episodes — N-way K-shot classification tasks drawn from Omniglot.
+"""Chapter 7: few-shot episodes — N-way K-shot classification tasks drawn from Omniglot (and from
+AG News sentences).
 
 A *task* is a choice of N classes; its *episode* gives K labelled examples of each (the support set)
 and a few more of each to classify (the query set), relabelled 0..N-1 in a random order, so that a
@@ -8,7 +9,9 @@ learner cannot memorise class identities across tasks (Vinyals et al. 2016; Finn
 * :func:`with_rotations` adds the rotations by 90, 180 and 270 degrees as new classes (Santoro
   et al. 2016), the augmentation every Omniglot meta-learning paper uses for its training classes;
 * :class:`Episodes` samples episodes from a pool of classes; :func:`one_shot_runs` returns the 20
-  official 20-way one-shot runs of Lake et al. (2015).
+  official 20-way one-shot runs of Lake et al. (2015);
+* :func:`ag_news_pool` is a fixed pool of AG News sentences embedded once by all-MiniLM-L6-v2, to
+  draw text episodes from.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import load_omniglot
+from . import hub
+from .data import load_ag_news, load_omniglot
+from .features import sentence_features
 
 IMAGE_SIZE = 28
 
@@ -150,3 +155,31 @@ def accuracy_interval(correct: list[float]) -> tuple[float, float]:
         raise ValueError("accuracy_interval: no episodes.")
     half = 1.96 * values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else float("nan")
     return float(values.mean()), float(half)
+
+
+def ag_news_pool(
+    per_class: int, seed: int = 0, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """A fixed pool of ``per_class`` AG News test sentences per class, embedded once with
+    all-MiniLM-L6-v2 (mean pooling, L2-normalised, as the model was trained; cached):
+    ``(features (n, 384), labels (n,), texts)``."""
+    test = load_ag_news()["test"]
+    labels = torch.as_tensor(test["label"])
+    g = torch.Generator().manual_seed(seed)
+    picked = torch.cat(
+        [
+            torch.nonzero(labels == c).flatten()[
+                torch.randperm(int((labels == c).sum()), generator=g)[:per_class]
+            ]
+            for c in range(4)
+        ]
+    ).tolist()
+    texts = list(test.select(picked)["text"])
+    key = {"per_class": per_class, "seed": seed, "model": "minilm", "pooling": "mean"}
+    state, _ = hub.cached_tensors(
+        "ch07-ag-news-minilm",
+        key,
+        lambda: ({"features": sentence_features(texts, "minilm", progress=progress)}, {}),
+        verbose=False,
+    )
+    return state["features"], labels[picked], texts

@@ -12,6 +12,8 @@ Achiam & Schulman 2018; Snell, Swersky & Zemel 2017, NeurIPS).
   loop over tasks;
 * :func:`reptile_direction` is Reptile's update direction, mean(phi~) - phi;
 * :func:`prototypes` and :func:`proto_logits` are Prototypical Networks (eqs. 1-2 of Snell et al.);
+* :func:`fit_linear_heads` fits an L2-regularised logistic-regression head on each episode's support
+  features, batched over episodes: the frozen-feature baseline of Tian et al. (2020);
 * :func:`conv4` is the 4-block convolutional embedding all three papers use for Omniglot.
 
 Parameters are handled functionally, as a dict ``name -> tensor``
@@ -350,3 +352,49 @@ def proto_logits(query: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
     """Snell et al. eq. 2: logits are negative squared Euclidean distances to the prototypes, so
     that the softmax over them is p(y = c | x). ``(q, d), (n_way, d) -> (q, n_way)``."""
     return -torch.cdist(query, protos).pow(2)
+
+
+def fit_linear_heads(
+    support: torch.Tensor,
+    labels: torch.Tensor,
+    n_way: int,
+    c: float = 1.0,
+    max_iter: int = 200,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression on frozen features, one head per episode (Tian et al. 2020,
+    the "linear classifier on a pretrained embedding" baseline; chapter 7).
+
+    ``support`` is ``(episodes, n, d)``, ``labels`` ``(episodes, n)`` in ``0 .. n_way-1``. Each
+    episode's head minimises c * sum_i CE(W x_i + b, y_i) + ||W||^2 / 2, the objective of
+    scikit-learn's ``LogisticRegression(C=c)`` (bias not penalised). It is strictly convex in W,
+    so the optimum does not depend on the solver; the episodes' objectives are independent, so one
+    L-BFGS run on their sum fits them all at once. Returns ``W (episodes, n_way, d)`` and
+    ``b (episodes, n_way)``.
+    """
+    if support.dim() != 3 or labels.shape != support.shape[:2]:
+        raise ValueError(
+            f"fit_linear_heads: expected support (episodes, n, d) and labels (episodes, n), got "
+            f"{tuple(support.shape)} and {tuple(labels.shape)}."
+        )
+    x = support.detach().double()
+    w = torch.zeros(x.shape[0], n_way, x.shape[2], dtype=x.dtype, requires_grad=True)
+    b = torch.zeros(x.shape[0], n_way, dtype=x.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        max_iter=max_iter,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
+
+    def objective():
+        opt.zero_grad()
+        logits = torch.einsum("end,ekd->enk", x, w) + b[:, None, :]
+        value = c * F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
+        value = value + 0.5 * w.pow(2).sum()
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        opt.step(objective)
+    return w.detach().to(support.dtype), b.detach().to(support.dtype)

@@ -6,7 +6,10 @@ head fitted on the support set).
 * :class:`MetaChapterConfig` / :data:`CONFIGS`: the chapter's sizes per profile;
 * :func:`sinusoid_learners` meta-trains (or loads from the cache) the sinusoid models;
 * :func:`omniglot_learners` trains the three Omniglot learners on the same training classes;
-* :func:`few_shot_table` evaluates every learner on the same held-out episodes.
+* :func:`few_shot_table` evaluates every learner on the same held-out episodes;
+* :func:`ag_news_pool` and :func:`text_few_shot` are the text experiment: 4-way K-shot episodes of
+  AG News sentences on frozen all-MiniLM-L6-v2 features, prototypes against a logistic-regression
+  head fitted on the support set.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..meta import (
     Sinusoids,
     adapt,
     conv4,
+    fit_linear_heads,
     meta_train,
     params_of,
     proto_logits,
@@ -39,14 +43,12 @@ from ..train import History, fit, progress_bar, random_batches
 class SinusoidConfig:
     """Finn et al. (2017) section 5.1: meta-batch 25, inner step 0.01, Adam 1e-3 outside."""
 
-    iterations: int = 5000
+    iterations: int = 3000
     meta_batch: int = 25
     inner_lr: float = 0.01
     inner_steps: int = 1
     meta_lr: float = 1e-3
-    reptile_lr: float = (
-        0.02  # Reptile's inner loop: more, larger steps (Nichol et al. 2018, section 7)
-    )
+    reptile_lr: float = 0.02  # Reptile's inner loop: more, larger steps (Nichol et al., sec. 7)
     reptile_steps: int = 5
     test_tasks: int = 200  # new tasks, each with query_points evenly at random in [-5, 5]
     query_points: int = 100
@@ -59,9 +61,7 @@ class OmniglotConfig:
     test classes background_small2 (156 characters, other alphabets) and the 20 official runs."""
 
     channels: int = 32
-    images: int = (
-        72_000  # the training budget of every learner: images drawn from the training classes
-    )
+    images: int = 72_000  # every learner's budget: images drawn from the training classes
     proto_way: int = 20  # ProtoNets train with more ways than they test (Snell et al. section 3.2)
     train_query: int = 5  # query images per class in a training episode
     maml_batch: int = 4  # first-order MAML: tasks per meta-batch (5-way 1-shot)
@@ -78,12 +78,25 @@ class OmniglotConfig:
 
 
 @dataclass(frozen=True)
+class TextConfig:
+    """AG News few-shot episodes on frozen all-MiniLM-L6-v2 sentence features (mean pooling)."""
+
+    per_class: int = 250  # the fixed pool: sentences per class drawn from AG News's test split
+    shots: tuple[int, ...] = (1, 5, 20)
+    query: int = 15  # query sentences per class in an episode
+    episodes: int = 500
+    head_c: tuple[float, ...] = (1.0, 100.0)  # inverse L2 strengths (1: scikit-learn's default)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class MetaChapterConfig:
     """Sizes of chapter 7 for one profile."""
 
     shots: tuple[int, ...] = (5, 10)
     sinusoid: SinusoidConfig = field(default_factory=SinusoidConfig)
     omniglot: OmniglotConfig = field(default_factory=OmniglotConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
 
 CONFIGS = {
@@ -336,6 +349,30 @@ def omniglot_learners(
     return out
 
 
+def _transfer_accuracies(net: torch.nn.Module, drawn: list, n_way: int, cfg: OmniglotConfig):
+    """:func:`predict`'s ``transfer`` rule on many episodes at once: each episode is embedded on its
+    own (its batch-norm statistics stay its own), then all the new heads are fitted together. Adam's
+    update is elementwise, so one Adam over the stacked heads, on the sum of the episodes' losses,
+    takes exactly the steps that one Adam per episode would take."""
+    n_support = len(drawn[0][0])
+    with torch.no_grad():
+        z = [net[:-1](torch.cat([xs, xq])) for xs, _, xq, _ in drawn]
+    zs, zq = torch.stack([e[:n_support] for e in z]), torch.stack([e[n_support:] for e in z])
+    ys, yq = torch.stack([e[1] for e in drawn]), torch.stack([e[3] for e in drawn])
+    w = torch.zeros(len(drawn), n_way, zs.shape[-1], device=zs.device, requires_grad=True)
+    b = torch.zeros(len(drawn), n_way, device=zs.device, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=cfg.head_lr)
+    with torch.enable_grad():
+        for _ in range(cfg.head_steps):
+            opt.zero_grad()
+            logits = torch.einsum("end,ekd->enk", zs, w) + b[:, None]
+            loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none")
+            loss.view(len(drawn), -1).mean(1).sum().backward()
+            opt.step()
+    predicted = (torch.einsum("eqd,ekd->eqk", zq, w) + b[:, None]).argmax(-1)
+    return (predicted == yq).float().mean(1).tolist()
+
+
 def few_shot_table(
     learners: dict[str, torch.nn.Module],
     episodes: dict[str, Episodes],
@@ -350,12 +387,50 @@ def few_shot_table(
         g = torch.Generator().manual_seed(seed)
         drawn = [source.sample(g) for _ in range(cfg.test_episodes)]
         for name, net in learners.items():
-            correct = [
-                (predict(name, net, xs, ys, xq, source.n_way, cfg) == yq).float().mean().item()
-                for xs, ys, xq, yq in progress_bar(
-                    drawn, progress=progress, desc=f"{name}, {kind}", leave=False
-                )
-            ]
+            if name == "transfer":
+                correct = _transfer_accuracies(net, drawn, source.n_way, cfg)
+            else:
+                correct = [
+                    (predict(name, net, xs, ys, xq, source.n_way, cfg) == yq).float().mean().item()
+                    for xs, ys, xq, yq in progress_bar(
+                        drawn, progress=progress, desc=f"{name}, {kind}", leave=False
+                    )
+                ]
             mean, half = accuracy_interval(correct)
             rows.append({"episodes": kind, "learner": name, "accuracy": mean, "ci95": half})
+    return pd.DataFrame(rows)
+
+
+# --- AG News: few-shot text classification on frozen sentence features ------------------------
+
+
+def text_few_shot(
+    features: torch.Tensor, labels: torch.Tensor, cfg: TextConfig, seed: int = 1
+) -> pd.DataFrame:
+    """Accuracy of every episode for ``ProtoNet`` (nearest prototype, Snell et al. eqs. 1-2) and
+    ``logistic regression, C=c`` for every ``c`` in ``cfg.head_c`` (a head fitted on the support
+    features, :func:`fit_linear_heads`), on ``cfg.episodes`` 4-way K-shot episodes per K; all
+    learners see the same episodes. One row per (shots, episode, learner)."""
+    rows = []
+    n_way = int(labels.max()) + 1
+    for k in cfg.shots:
+        source = Episodes(features, labels, n_way, k, cfg.query)
+        g = torch.Generator().manual_seed(seed)
+        drawn = [source.sample_indices(g) for _ in range(cfg.episodes)]
+        zs = features[torch.stack([s for s, _ in drawn])]  # (episodes, n_way * k, d)
+        zq = features[torch.stack([q for _, q in drawn])]
+        ys = torch.arange(n_way).repeat_interleave(k).expand(cfg.episodes, -1)
+        yq = torch.arange(n_way).repeat_interleave(cfg.query)
+        protos = zs.view(cfg.episodes, n_way, k, -1).mean(2)  # Snell et al. eq. 1, per episode
+        predictions = {"ProtoNet": (-torch.cdist(zq, protos).pow(2)).argmax(-1)}
+        for c in cfg.head_c:
+            w, b = fit_linear_heads(zs, ys, n_way, c)
+            logits = torch.einsum("eqd,ekd->eqk", zq, w) + b[:, None]
+            predictions[f"logistic regression, C={c:g}"] = logits.argmax(-1)
+        for name, predicted in predictions.items():
+            correct = (predicted == yq).float().mean(1).tolist()
+            rows += [
+                {"shots": k, "episode": i, "learner": name, "accuracy": a}
+                for i, a in enumerate(correct)
+            ]
     return pd.DataFrame(rows)

@@ -214,3 +214,50 @@ def maml_gradient(fn: Callable) -> CheckResult:
     return compare_to_reference(
         "maml_gradient", fn, _reference_maml, cases, hints, rtol=1e-4, atol=1e-5
     )
+
+
+def _reference_head(support, support_labels, query, n_way, c):
+    from ..meta import fit_linear_heads
+
+    w, b = fit_linear_heads(support[None].double(), support_labels[None], n_way, c, max_iter=500)
+    return torch.softmax(query.double() @ w[0].T + b[0], -1).to(query.dtype)
+
+
+def linear_head(fn: Callable) -> CheckResult:
+    """Exercise 7.5: ``fn(support, support_labels, query, n_way, c)``: the class probabilities of
+    the queries under the multinomial logistic regression fitted on the support set, minimising
+    c * sum_i CE(W x_i + b, y_i) + ||W||^2 / 2 (bias not penalised), to convergence."""
+    g = torch.Generator().manual_seed(11)
+
+    def case(counts, d, c, label, q=5):
+        labels = torch.arange(len(counts)).repeat_interleave(torch.tensor(counts))
+        support = torch.nn.functional.normalize(torch.randn(len(labels), d, generator=g), dim=-1)
+        query = torch.nn.functional.normalize(torch.randn(q, d, generator=g), dim=-1)
+        return Case((support, labels, query, len(counts), c), label=label)
+
+    cases = [
+        case([1, 1, 1], 4, 1.0, "one shot, c = 1"),
+        case([2, 2, 2, 2], 6, 0.2, "strong regularisation, c = 0.2"),
+        case([3, 1, 2], 5, 5.0, "unbalanced support, c = 5"),
+        case([4, 4], 3, 20.0, "weak regularisation, c = 20"),
+    ]
+    hints = {
+        "one shot, c = 1": (
+            "return softmax probabilities of shape (queries, n_way), from a head W (n_way, d) "
+            "and a bias b (n_way,) fitted on the support set only"
+        ),
+        "strong regularisation, c = 0.2": (
+            "the objective is c * SUM of the cross-entropies + ||W||^2 / 2: "
+            "check how c enters, and that you sum (not average) over the support examples"
+        ),
+        "unbalanced support, c = 5": (
+            "do not penalise the bias: with unequal class counts it carries the class frequencies"
+        ),
+        "weak regularisation, c = 20": (
+            "fit to convergence (e.g. torch.optim.LBFGS with line_search_fn='strong_wolfe', or "
+            "many full-batch steps): with weak regularisation few steps are far from the optimum"
+        ),
+    }
+    return compare_to_reference(
+        "linear_head", fn, _reference_head, cases, hints, rtol=1e-3, atol=2e-3
+    )
