@@ -114,3 +114,25 @@ def test_standardize_uses_the_training_statistics():
     z = scale(x)
     assert torch.allclose(z.mean(1), torch.zeros(2, 3), atol=1e-5) and torch.allclose(z.std(1), torch.ones(2, 3), atol=1e-4)
     assert torch.allclose(scale(x[:, :5]), z[:, :5])
+
+
+def test_pretrain_bilm_trains_its_steps_lowers_perplexity_and_reloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log", "."]
+    # a learnable language: every sentence is "the <animal> <verb> on a <thing> ."
+    train = [["the", words[rng.integers(1, 3)], words[rng.integers(3, 5)], "on", "a",
+              words[rng.integers(7, 9)], "."] for _ in range(64)]
+    itos = ch.word_vocab(train, min_count=1)
+    cfg = ch.ElmoChapterConfig(bilm=elmo.BiLMConfig(dim=16, max_chars=8, filters=((1, 8), (2, 8)), cutoffs=(6,)),
+                               pretrain_steps=40, pretrain_batch=16, pretrain_lr=1e-2)
+    stoi = {w: i for i, w in enumerate(itos)}
+    torch.manual_seed(0)
+    before = ch.perplexity(elmo.BiLM(len(itos), cfg.bilm), train[:16], stoi)
+    model, meta = ch.pretrain_bilm(train, itos, cfg, progress=False)
+    assert len(meta["loss"]) == 40 and meta["epochs"] == pytest.approx(40 * 16 / 64) and not model.training
+    after = ch.perplexity(model, train[:16], stoi)
+    assert all(a < b / 2 for a, b in zip(after, before)), (before, after)  # both directions learned
+    again, meta2 = ch.pretrain_bilm(train, itos, cfg, progress=False)  # from the artefact cache
+    assert [list(pair) for pair in meta2["loss"]] == [list(pair) for pair in meta["loss"]]
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))

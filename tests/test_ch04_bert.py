@@ -24,6 +24,35 @@ def test_tagging_runs_give_every_start_the_same_sentences_and_seed(tokenizer):
     assert wide["a"].nunique() > 1  # ... and different ones across seeds and budgets
 
 
+def test_transfer_runs_give_each_start_its_budgets_and_every_start_the_same_subsets(tokenizer):
+    import datasets
+    import numpy as np
+    from transformers import BertForSequenceClassification
+
+    rng = np.random.default_rng(0)
+    filler = ["the", "a", "rabbit", "watch", "ran", "made", "went", "white", "tired"]
+
+    def split(n):  # label 1 when "queen" occurs
+        sentences = [list(rng.choice(filler, 4)) for _ in range(n)]
+        for i, s in enumerate(sentences):
+            if i % 2:
+                s.insert(int(rng.integers(0, 4)), "queen")
+        return datasets.Dataset.from_dict({"sentence": [" ".join(s) for s in sentences], "label": [i % 2 for i in range(n)]})
+
+    def build():
+        return BertForSequenceClassification(SMALL.bert_config(len(tokenizer)))
+
+    ft = finetune.FinetuneConfig(min_steps=40, max_steps=40, batch=8, max_len=16, lr=3e-3)
+    starts = {"a": ch.Start(build, tokenizer, ft, [8, 16]), "b": ch.Start(build, tokenizer, ft, [8, 16]),
+              "c": ch.Start(build, tokenizer, ft, [16])}
+    runs = ch.transfer_runs(starts, split(60), split(40), seeds=2, progress=False)
+    assert len(runs) == (2 + 2 + 1) * 2 and set(runs.columns) >= {"start", "labels", "seed", "accuracy", "steps"}
+    assert sorted(runs[runs.start == "c"]["labels"].unique()) == [16] and (runs.steps == 40).all()
+    wide = runs.pivot_table(index=["labels", "seed"], columns="start", values="accuracy")
+    assert (wide["a"] == wide["b"]).all()  # same subset, init and batches for the same seed
+    assert runs.accuracy.between(0, 1).all() and runs[runs.start == "a"].accuracy.nunique() > 1
+
+
 def test_single_piece_probes_leave_out_answers_the_vocabulary_splits(tokenizer):
     probes = [("the queen of [MASK] made tarts", "hearts"), ("the [MASK] was tired", "queenhearts")]
     assert len(tokenizer.tokenize("queenhearts")) > 1 and tokenizer.tokenize("hearts") == ["hearts"]
