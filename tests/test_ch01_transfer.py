@@ -163,3 +163,22 @@ def test_budget_rows_are_the_learning_curve_rows():
     subsets = data.label_budget_indices(pool_labels, (4, 20, 60), seed=3)
     for budget in (4, 20, 60):
         assert np.array_equal(ch.budget_rows(setting, budget, 3), setting.pool_idx[subsets[budget]])
+
+
+def test_pretrain_source_learns_the_source_task_and_reloads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
+    cfg = dataclasses.replace(ch.CONFIGS["cpu"], dim=8, hidden=8, pretrain_steps=60, pretrain_batch=16,
+                              pretrain_lr=0.05)
+    setting = _toy_setting()
+    model = ch.pretrain_source(setting, "src", cfg, progress=False)
+    assert not model.training and model.head.out_features == 2
+    task = setting.sources["src"]
+    with torch.no_grad():
+        accuracy = (model(task.x).argmax(-1) == task.y).float().mean().item()
+    assert accuracy > 0.95, accuracy  # the two-word task is learned
+    again = ch.pretrain_source(setting, "src", cfg, progress=False)  # from the artefact cache
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
+    # fine-tuning settings are not part of the source model: changing them reuses it
+    other = ch.pretrain_source(setting, "src", dataclasses.replace(cfg, finetune_lr=0.5), progress=False)
+    assert torch.equal(other.embed.weight, model.embed.weight)
+    assert list(tmp_path.joinpath("artifacts").iterdir()) and len(list(tmp_path.joinpath("artifacts").iterdir())) == 1

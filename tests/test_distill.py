@@ -95,6 +95,30 @@ def test_narrow_student_has_the_requested_shape():
     assert student.config.intermediate_size == 64 and student.config.vocab_size == 50
     with pytest.raises(ValueError, match="multiple of heads"):
         distill.narrow_student(_tiny_bert(), hidden=30, layers=1, heads=4)
+    # a fresh, seeded initialisation of the teacher's class and labels, sharing no weights
+    teacher = _tiny_bert()
+    a, b = (distill.narrow_student(teacher, hidden=16, layers=1, heads=2, seed=s) for s in (0, 0))
+    c = distill.narrow_student(teacher, hidden=16, layers=1, heads=2, seed=1)
+    assert type(a) is type(teacher) and a.config.num_labels == teacher.config.num_labels
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.bert.embeddings.word_embeddings.weight, c.bert.embeddings.word_embeddings.weight)
+    expected = sum(p.numel() for p in BertForSequenceClassification(a.config).parameters())
+    assert sum(p.numel() for p in a.parameters()) == expected < sum(p.numel() for p in teacher.parameters())
+
+
+def test_deployment_table_shares_are_against_the_first_model():
+    from tlcourse.chapters import ch08_distill as ch
+
+    teacher, data = _tiny_bert(), _toy_data()
+    student = distill.narrow_student(teacher, hidden=16, layers=1, heads=2)
+    table = ch.deployment_table({"teacher": (teacher, data), "student": (student, data)}, batch=16)
+    assert list(table.index) == ["teacher", "student"]
+    assert table.loc["teacher", ["params share", "speed-up", "accuracy share"]].tolist() == [1.0, 1.0, 1.0]
+    assert table.loc["student", "params share"] == pytest.approx(
+        sum(p.numel() for p in student.parameters()) / sum(p.numel() for p in teacher.parameters()), rel=0.05)
+    from tlcourse.finetune import evaluate
+    assert table.loc["student", "accuracy"] == evaluate(student, data)
+    assert (table["sentences/s"] > 0).all()
 
 
 def _toy_data(n=64, seed=0):

@@ -197,6 +197,29 @@ def test_train_mixture_loss_is_the_models_loss_and_counts_tasks(tiny_t5):
         t5_train.train_mixture(model, splits, {"ag_news": 1.0}, cfg, tok.pad_token_id, progress=False)
 
 
+def test_train_mixture_learns_both_tasks_and_evaluate_reports_it(tiny_t5):
+    import copy
+
+    from tlcourse import t5_train
+
+    model, tok = copy.deepcopy(tiny_t5[0]), tiny_t5[1]
+    splits = {"sst2": _split(tok, ["sst2 sentence: a fine film", "sst2 sentence: a dull film"] * 4, labels=[1, 0] * 4),
+              "rte": _split(tok, ["rte sentence1: a film sentence2: fine", "rte sentence1: a film sentence2: dull"] * 4,
+                            "rte", labels=[0, 1] * 4)}
+    before = {n: t5_train.evaluate(model, tok, sp, generate=False) for n, sp in splits.items()}
+    cfg = t5_train.MixConfig(steps=120, batch=8, lr=3e-3, warmup=0.1, seed=0)
+    history = t5_train.train_mixture(model, splits, {"sst2": 0.5, "rte": 0.5}, cfg, tok.pad_token_id, progress=False)
+    assert np.mean(history.loss[-10:]) < np.mean(history.loss[:10]) / 2, history.loss
+    for name, split in splits.items():
+        ev = t5_train.evaluate(model, tok, split)
+        logliks = t5_train.label_logliks(model, tok, split)
+        assert ev["rank"] == (logliks.argmax(-1) == split.labels).float().mean().item() == 1.0, (name, ev)
+        assert ev["label nll"] == pytest.approx(-logliks.gather(1, split.labels[:, None]).mean().item())
+        assert ev["label nll"] < before[name]["label nll"] / 2, (name, before[name], ev)
+        predicted, _ = t5_train.generate_labels(model, tok, split)
+        assert ev["generate"] == (predicted == split.labels).float().mean().item()
+
+
 def test_corrupted_batches_reconstruct():
     from tlcourse import t5_train
 
