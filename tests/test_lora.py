@@ -39,6 +39,36 @@ def test_lora_linear_starts_at_the_base_and_trains_only_its_factors():
     assert torch.allclose(layer(x), want, atol=1e-6)
 
 
+@pytest.mark.parametrize("r", [1, 4, 16])
+def test_lora_initialisation_has_peft_distribution(r):
+    """A is drawn as peft (and loralib) draw it, whatever r: Kaiming-uniform with a = sqrt(5), i.e.
+    uniform on [-1/sqrt(d_in), 1/sqrt(d_in)]; B is zero. Compared over many draws, not copied."""
+    from peft import LoraConfig
+    from peft.tuners.lora import Linear as PeftLinear
+
+    torch.manual_seed(r)
+    d_in, d_out, draws = 384, 64, 40
+    config = LoraConfig(r=r, lora_alpha=16, lora_dropout=0.0)
+    ours, theirs = [], []
+    for _ in range(draws):
+        layer = lora.LoRALinear(torch.nn.Linear(d_in, d_out), r=r, alpha=16)
+        peft_layer = PeftLinear(torch.nn.Linear(d_in, d_out), "default", config, r=r, lora_alpha=16)
+        assert torch.count_nonzero(layer.lora_B) == 0
+        assert torch.count_nonzero(peft_layer.lora_B["default"].weight) == 0
+        assert layer.scaling == peft_layer.scaling["default"]
+        ours.append(layer.lora_A.detach().flatten())
+        theirs.append(peft_layer.lora_A["default"].weight.detach().flatten())
+    ours, theirs = torch.cat(ours), torch.cat(theirs)
+    bound = d_in**-0.5
+    for a in (ours, theirs):
+        assert a.abs().max() <= bound and a.abs().max() > 0.99 * bound
+    n = len(ours)  # >= 15,000 draws: the std to about 1%, the quantiles to about 0.01 bound
+    assert abs(ours.std() / theirs.std() - 1) < 0.03, (ours.std(), theirs.std())
+    assert abs(ours.std() - bound / 3**0.5) < 0.03 * bound
+    q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
+    assert torch.allclose(torch.quantile(ours, q), torch.quantile(theirs, q), atol=0.04 * bound), n
+
+
 def test_merge_and_unmerge_round_trip():
     torch.manual_seed(1)
     base = torch.nn.Linear(16, 16)
@@ -124,6 +154,21 @@ def test_prompt_tuning_matches_peft_and_respects_padding(batch):
         adapters.PromptTuning(_minilm(), n=3, init_ids=torch.arange(4))
 
 
+def test_prompt_tuning_on_mean_pooled_minilm(batch):
+    from tlcourse.finetune import minilm_classifier
+
+    torch.manual_seed(0)
+    ours = adapters.PromptTuning(minilm_classifier(2), n=6, seed=3).eval()
+    trainable = {n for n, p in ours.named_parameters() if p.requires_grad}
+    assert trainable == {"prompt", "classifier.weight", "classifier.bias"}   # the head keeps its name
+    words = ours.embeddings.weight[torch.tensor(adapters.FREQUENT_WORDS)]
+    assert all((words == row).all(1).any() for row in ours.prompt.detach())  # frequent words' vectors
+    with torch.no_grad():
+        a = ours(**batch).logits
+        single = ours(**{k: v[1:, : int(batch["attention_mask"][1].sum())] for k, v in batch.items()}).logits
+        assert torch.allclose(single, a[1:], atol=1e-5)
+
+
 def test_training_memory_accounting():
     mem = adapters.training_memory(trainable=10, total=100)
     assert mem == {"weights": 400, "gradients": 40, "optimizer": 80, "total": 520}
@@ -149,4 +194,6 @@ def test_task_switcher_restores_each_task_and_names_are_checked(batch):
     with pytest.raises(ValueError, match="unknown method"):
         ch06_peft.build("IA3", cfg)
     jobs = ch06_peft.runs(cfg)
-    assert ("full", cfg.lrs["full"], cfg.key_seeds) in jobs and jobs[-1] == ("LoRA r=4", cfg.low_lr, 1)
+    assert ("full", cfg.lrs["full"], cfg.seeds) in jobs and cfg.seeds >= 3
+    low = ch06_peft.run_config(cfg, 5e-5)                    # the head keeps its own rate
+    assert low.lr == 5e-5 and abs(low.lr * low.head_lr_scale - cfg.head_lr) < 1e-12

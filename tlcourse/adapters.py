@@ -82,12 +82,21 @@ def bitfit(model: nn.Module, train: Sequence[str] = ("classifier",)) -> None:
         p.requires_grad_(name.endswith(".bias") or any(t in name for t in train))
 
 
+# BERT's WordPiece vocabulary lists whole words by frequency from id 1996 ("the", "of", "and", …)
+FREQUENT_WORDS = range(1996, 1996 + 5000)
+
+
 class PromptTuning(nn.Module):
     """A frozen model with ``n`` trainable soft-prompt vectors prepended to its input embeddings.
 
-    The prompt is initialised from the embeddings of ``n`` vocabulary tokens (Lester et al. found
-    that better than random); the attention mask gains ``n`` ones at the front and the segment ids
-    ``n`` zeros, as peft does for sequence classification.
+    Lester et al. (2021, section 3) initialise the prompt from the embeddings of vocabulary tokens
+    sampled from the 5,000 most frequent ones, or of the class labels, rather than at random; by
+    default we sample ``n`` of BERT's 5,000 most frequent whole words (``init_ids`` overrides). The
+    attention mask gains ``n`` ones at the front and the segment ids ``n`` zeros, as peft does for
+    sequence classification. ``model`` is a transformers model for sequence classification, or a
+    :class:`tlcourse.finetune.MeanPoolClassifier`, whose mean then runs over the input's own tokens
+    (the prompt acts through attention); its parts are then held as ``encoder`` and ``classifier``,
+    so that the head's parameters keep their names (``classifier.*``).
     """
 
     def __init__(
@@ -96,20 +105,32 @@ class PromptTuning(nn.Module):
         n: int = 20,
         init_ids: torch.Tensor | None = None,
         train: Sequence[str] = ("classifier",),
+        seed: int = 0,
     ) -> None:
         super().__init__()
         freeze_except(model, list(train))
-        self.model = model
-        embeddings = model.get_input_embeddings().weight
+        self.pooled = hasattr(model, "encoder") and not hasattr(model, "get_input_embeddings")
+        if self.pooled:
+            self.classifier, self.dropout, self.encoder = (
+                model.classifier,
+                model.dropout,
+                model.encoder,
+            )
+        else:
+            self.model = model
+        self.embeddings = (model.encoder if self.pooled else model).get_input_embeddings()
         if init_ids is None:
-            init_ids = torch.arange(1000, 1000 + n)  # ordinary word pieces of a BERT vocabulary
+            pick = torch.randperm(
+                len(FREQUENT_WORDS), generator=torch.Generator().manual_seed(seed)
+            )
+            init_ids = torch.tensor(FREQUENT_WORDS)[pick[:n]]
         if len(init_ids) != n:
             raise ValueError(f"PromptTuning: {len(init_ids)} init ids for a prompt of {n} vectors.")
-        self.prompt = nn.Parameter(embeddings[init_ids].detach().clone())
+        self.prompt = nn.Parameter(self.embeddings.weight[init_ids].detach().clone())
 
     @property
     def config(self):
-        return self.model.config
+        return self.encoder.config if self.pooled else self.model.config
 
     def forward(
         self,
@@ -119,19 +140,25 @@ class PromptTuning(nn.Module):
         **kwargs,
     ):
         batch, n = input_ids.shape[0], self.prompt.shape[0]
-        embeds = self.model.get_input_embeddings()(input_ids)
-        embeds = torch.cat([self.prompt.expand(batch, -1, -1), embeds], 1)
+        embeds = torch.cat([self.prompt.expand(batch, -1, -1), self.embeddings(input_ids)], 1)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        attention_mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], 1)
+        mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], 1)
         if token_type_ids is not None:
             token_type_ids = torch.cat([token_type_ids.new_zeros(batch, n), token_type_ids], 1)
-        return self.model(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            **kwargs,
-        )
+        if not self.pooled:
+            return self.model(
+                inputs_embeds=embeds, attention_mask=mask, token_type_ids=token_type_ids, **kwargs
+            )
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        from .features import mean_pool
+
+        hidden = self.encoder(
+            inputs_embeds=embeds, attention_mask=mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        pooled = mean_pool(hidden[:, n:], attention_mask)
+        return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
 
 
 def training_memory(

@@ -1,14 +1,18 @@
 """Chapter 6: LoRA — low-rank adaptation of a frozen linear layer (Hu et al. 2022, ICLR).
 
 A pretrained weight ``W`` (``d_out x d_in``) stays frozen; the update is a product of two small
-matrices, ``W' = W + (alpha / r) B A`` with ``A`` (``r x d_in``) Gaussian and ``B`` (``d_out x r``)
+matrices, ``W' = W + (alpha / r) B A`` with ``A`` (``r x d_in``) random and ``B`` (``d_out x r``)
 zero, so training starts exactly at the pretrained function (eq. 3 and section 4.1 of the paper).
+``A`` is drawn as loralib and peft draw it, Kaiming-uniform with ``a = sqrt(5)`` (PyTorch's default
+for ``nn.Linear``): uniform on ``[-1/sqrt(d_in), 1/sqrt(d_in)]``, whatever ``r`` is; with the
+``alpha / r`` scale, ``alpha`` and the learning rate then need little retuning when ``r`` changes.
 Only ``(d_in + d_out) r`` numbers train instead of ``d_in d_out``; after training ``B A`` can be
 merged into ``W``, so inference costs nothing extra.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Iterable, Sequence
 
@@ -29,12 +33,10 @@ class LoRALinear(nn.Module):
             raise ValueError(f"LoRALinear: the rank r must be at least 1, got {r}.")
         self.base = base.requires_grad_(False)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        self.lora_A = nn.Parameter(
-            torch.randn(r, base.in_features, device=base.weight.device) / r
-        )  # Gaussian
-        self.lora_B = nn.Parameter(
-            torch.zeros(base.out_features, r, device=base.weight.device)
-        )  # zero: W' = W at start
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=base.weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as loralib and peft
+        # zero: W' = W at start
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device))
         self.dropout = nn.Dropout(dropout)
         self.merged = False
 

@@ -154,3 +154,42 @@ def prepend_prompt(fn: Callable) -> CheckResult:
         ),
     }
     return compare_to_reference("prepend_prompt", fn, _reference_prompt, cases, hints)
+
+
+def _reference_plan(budget, shapes, r_tuned, alpha, lr_tuned):
+    per_rank = sum(d_out + d_in for d_out, d_in in shapes)
+    r = budget // per_rank
+    return (r, alpha, lr_tuned) if r >= 1 else (0, alpha, lr_tuned)
+
+
+def plan_lora(fn: Callable) -> CheckResult:
+    """Exercise 6.5: ``fn(budget, shapes, r_tuned, alpha, lr_tuned) -> (r, alpha, lr)``: the largest
+    rank whose factors, ``sum (d_out + d_in) r`` over the adapted ``(d_out, d_in)`` matrices, fit in
+    ``budget`` numbers (0 when not even rank 1 fits), with ``alpha`` and the learning rate tuned at
+    ``r_tuned`` kept as they are (Hu et al. 2022, section 4.1: the alpha / r scale)."""
+    minilm = [(384, 384)] * 12  # W_q of MiniLM's 6 layers and W_v
+    cases = [
+        Case((36_864, minilm, 4, 16.0, 2e-3), label="MiniLM, W_q and W_v"),
+        Case((100_000, [(8, 4), (4, 8)], 2, 4.0, 1e-3), label="d_out != d_in"),
+        Case((36_863, minilm, 8, 16.0, 2e-3), label="just below a whole rank"),
+        Case((9_216, minilm, 4, 16.0, 2e-3), label="exactly rank 1"),
+        Case((9_215, minilm, 4, 16.0, 2e-3), label="not even rank 1"),
+        Case(
+            (1_000_000, [(1024, 4096)] * 3, 2, 2.0, 5e-4), label="a larger budget, another r_tuned"
+        ),
+    ]
+    hints = {
+        "MiniLM, W_q and W_v": (
+            "a rank-r update of a d_out x d_in matrix has (d_out + d_in) r numbers (B and A), "
+            "summed over every adapted matrix"
+        ),
+        "d_out != d_in": "count B (d_out x r) and A (r x d_in) for each matrix; keep alpha and lr",
+        "just below a whole rank": "round the rank down: the factors must fit in the budget",
+        "exactly rank 1": "a budget exactly equal to the size of rank 1 fits rank 1",
+        "not even rank 1": "when rank 1 does not fit, return rank 0 (no LoRA: the head alone)",
+        "a larger budget, another r_tuned": (
+            "with the alpha / r scale, alpha and the learning rate found at one rank carry over to "
+            "another: do not rescale them with r"
+        ),
+    }
+    return compare_to_reference("plan_lora", fn, _reference_plan, cases, hints)
