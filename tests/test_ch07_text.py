@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tlcourse import checks, meta
+from tlcourse import checks, episodes, meta
 from tlcourse.chapters import ch07_meta
 
 
@@ -110,9 +110,9 @@ def test_batched_transfer_heads_take_the_same_steps_as_one_head_per_episode():
     cfg = ch07_meta.OmniglotConfig(head_steps=30)
     g = torch.Generator().manual_seed(0)
     images, labels = torch.rand(60, 1, 28, 28, generator=g), torch.arange(6).repeat_interleave(10)
-    source = ch07_meta.Episodes(images, labels, 3, 2, 4)
+    source = episodes.Episodes(images, labels, 3, 2, 4)
     drawn = [source.sample(g) for _ in range(5)]
-    batched = ch07_meta._transfer_accuracies(net, drawn, 3, cfg)
-    one_by_one = [(ch07_meta.predict("transfer", net, xs, ys, xq, 3, cfg) == yq).float().mean().item()
+    batched = episodes.transfer_accuracies(net, drawn, 3, cfg)
+    one_by_one = [(episodes.predict("transfer", net, xs, ys, xq, 3, cfg) == yq).float().mean().item()
                   for xs, ys, xq, yq in drawn]
     assert batched == pytest.approx(one_by_one)

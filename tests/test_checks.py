@@ -622,17 +622,20 @@ def test_chapter6_checks(check, reference, planted, capsys):
 
 # --- chapter 7: meta-learning ------------------------------------------------------------------------------
 
-def _episode(labels, n_way, k_shot, n_query, seed, *, replace_classes=False, overlap=False, shuffle=False, rng=None):
+def _episode(labels, n_way, k_shot, n_query, seed, *, replace_classes=False, overlap=False, shuffle=False, rng=None,
+             first_classes=False, first_images=False):
     g = torch.Generator().manual_seed(seed)
     classes = labels.unique()
     if replace_classes:
         chosen = classes[torch.randint(len(classes), (n_way,), generator=g)]
+    elif first_classes:  # always the same N classes, in a random order
+        chosen = classes[:n_way][torch.randperm(n_way, generator=g)]
     else:
         chosen = classes[torch.randperm(len(classes), generator=g if rng is None else None)[:n_way]]
     support, query = [], []
     for c in chosen:
         idx = torch.nonzero(labels == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
+        idx = idx if first_images else idx[torch.randperm(len(idx), generator=g)]
         support.append(idx[:k_shot])
         query.append(idx[:n_query] if overlap else idx[k_shot:k_shot + n_query])
     support, query = torch.cat(support), torch.cat(query)
@@ -645,6 +648,8 @@ PLANTED_EPISODE = {
     "query not class by class": lambda *a: _episode(*a, shuffle=True),
     "global random state, not the seed": lambda *a: _episode(*a, rng="global"),
     "the seed ignored": lambda labels, n, k, q, seed: _episode(labels, n, k, q, 0),
+    "only ever the first N classes": lambda *a: _episode(*a, first_classes=True),
+    "each class's first images in index order": lambda *a: _episode(*a, first_images=True),
 }
 
 

@@ -211,7 +211,16 @@ def test_predict_rejects_unknown_learners_and_wrong_ways():
     x = torch.zeros(5, 1, 28, 28)
     y = torch.arange(5)
     with pytest.raises(ValueError, match="unknown learner 'MatchingNet'"):
-        ch07_meta.predict("MatchingNet", meta.conv4(8), x, y, x, 5, cfg)
+        episodes.predict("MatchingNet", meta.conv4(8), x, y, x, 5, cfg)
     with pytest.raises(ValueError, match="classifies 5 ways, not 20"):
-        ch07_meta.predict("first-order MAML", meta.conv4(8, 5), x, y, x, 20, cfg)
-    assert ch07_meta.predict("ProtoNet", meta.conv4(8), x, y, x, 5, cfg).shape == (5,)
+        episodes.predict("first-order MAML", meta.conv4(8, 5), x, y, x, 20, cfg)
+    assert episodes.predict("ProtoNet", meta.conv4(8), x, y, x, 5, cfg).shape == (5,)
+
+
+def test_proto_loss_is_the_cross_entropy_of_the_prototype_logits():
+    g = torch.Generator().manual_seed(0)
+    xs, xq = torch.randn(6, 4, generator=g), torch.randn(9, 4, generator=g)
+    ys, yq = torch.arange(3).repeat_interleave(2), torch.arange(3).repeat_interleave(3)
+    protos = torch.stack([xs[ys == k].mean(0) for k in range(3)])
+    expected = F.cross_entropy(-torch.cdist(xq, protos).pow(2), yq)
+    assert episodes.proto_loss(torch.nn.Identity(), (xs, ys, xq, yq), 3).item() == pytest.approx(expected.item(), rel=1e-5)

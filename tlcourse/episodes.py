@@ -10,6 +10,9 @@ learner cannot memorise class identities across tasks (Vinyals et al. 2016; Finn
   et al. 2016), the augmentation every Omniglot meta-learning paper uses for its training classes;
 * :class:`Episodes` samples episodes from a pool of classes; :func:`one_shot_runs` returns the 20
   official 20-way one-shot runs of Lake et al. (2015);
+* :func:`predict` is how each chapter-7 learner (ProtoNet, first-order MAML, transfer) answers an
+  episode, :func:`transfer_accuracies` the transfer rule on many episodes at once, and
+  :func:`proto_loss` the ProtoNet training loss on one episode;
 * :func:`ag_news_pool` is a fixed pool of AG News sentences embedded once by all-MiniLM-L6-v2, to
   draw text episodes from.
 """
@@ -18,14 +21,17 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from . import hub
 from .data import load_ag_news, load_omniglot
 from .features import sentence_features
+from .meta import adapt, params_of, proto_logits, prototypes
 
 IMAGE_SIZE = 28
 
@@ -155,6 +161,102 @@ def accuracy_interval(correct: list[float]) -> tuple[float, float]:
         raise ValueError("accuracy_interval: no episodes.")
     half = 1.96 * values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else float("nan")
     return float(values.mean()), float(half)
+
+
+class FewShotSettings(Protocol):
+    """What :func:`predict` reads from its ``cfg`` (chapter 7's ``OmniglotConfig`` has it all)."""
+
+    maml_inner_lr: float
+    maml_test_steps: int
+    head_steps: int
+    head_lr: float
+
+
+def proto_loss(net: torch.nn.Module, episode, n_way: int) -> torch.Tensor:
+    """Prototypical Networks' training loss on one episode ``(xs, ys, xq, yq)`` (Snell et al.
+    2017, eqs. 1-2): support and query embedded together, cross-entropy of the prototype logits."""
+    xs, ys, xq, yq = episode
+    z = net(torch.cat([xs, xq]))
+    return F.cross_entropy(proto_logits(z[len(xs) :], prototypes(z[: len(xs)], ys, n_way)), yq)
+
+
+def predict(
+    learner: str, net: torch.nn.Module, xs, ys, xq, n_way: int, cfg: FewShotSettings
+) -> torch.Tensor:
+    """The predicted classes of the queries ``xq`` after seeing the support set ``(xs, ys)``.
+
+    - ``ProtoNet``: nearest prototype in the learned embedding (support and query embedded
+      together);
+    - ``first-order MAML``: ``cfg.maml_test_steps`` gradient steps from the meta-learned weights;
+    - ``transfer``: the pretrained body's features, a new linear head fitted on the support set.
+
+    ``cfg``: chapter 7's :class:`~tlcourse.chapters.ch07_meta.OmniglotConfig`, or any object with
+    its step sizes and step counts.
+    """
+    if learner == "ProtoNet":
+        with torch.no_grad():
+            z = net(torch.cat([xs, xq]))
+        return proto_logits(z[len(xs) :], prototypes(z[: len(xs)], ys, n_way)).argmax(1)
+    if learner == "first-order MAML":
+        if n_way != net[-1].out_features:
+            raise ValueError(
+                f"predict: this MAML model classifies {net[-1].out_features} ways, not {n_way}; "
+                "meta-train it with episodes of that many ways."
+            )
+        params = {k: v.detach() for k, v in params_of(net).items()}
+        fast = adapt(
+            net,
+            params,
+            xs,
+            ys,
+            cfg.maml_inner_lr,
+            cfg.maml_test_steps,
+            F.cross_entropy,
+            first_order=True,
+        )
+        with torch.no_grad():
+            return functional_call(net, fast, (xq,)).argmax(1)
+    if learner == "transfer":
+        with torch.no_grad():
+            z = net[:-1](torch.cat([xs, xq]))
+        head = torch.nn.Linear(z.shape[1], n_way, device=z.device)
+        torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
+        opt = torch.optim.Adam(head.parameters(), lr=cfg.head_lr)
+        with torch.enable_grad():
+            for _ in range(cfg.head_steps):
+                opt.zero_grad()
+                F.cross_entropy(head(z[: len(xs)]), ys).backward()
+                opt.step()
+        return head(z[len(xs) :]).argmax(1)
+    raise ValueError(
+        f"predict: unknown learner {learner!r}; use 'ProtoNet', 'first-order MAML' or 'transfer'."
+    )
+
+
+def transfer_accuracies(
+    net: torch.nn.Module, drawn: list, n_way: int, cfg: FewShotSettings
+) -> list[float]:
+    """:func:`predict`'s ``transfer`` rule on many episodes at once: each episode is embedded on its
+    own (its batch-norm statistics stay its own), then all the new heads are fitted together. Adam's
+    update is elementwise, so one Adam over the stacked heads, on the sum of the episodes' losses,
+    takes exactly the steps that one Adam per episode would take."""
+    n_support = len(drawn[0][0])
+    with torch.no_grad():
+        z = [net[:-1](torch.cat([xs, xq])) for xs, _, xq, _ in drawn]
+    zs, zq = torch.stack([e[:n_support] for e in z]), torch.stack([e[n_support:] for e in z])
+    ys, yq = torch.stack([e[1] for e in drawn]), torch.stack([e[3] for e in drawn])
+    w = torch.zeros(len(drawn), n_way, zs.shape[-1], device=zs.device, requires_grad=True)
+    b = torch.zeros(len(drawn), n_way, device=zs.device, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=cfg.head_lr)
+    with torch.enable_grad():
+        for _ in range(cfg.head_steps):
+            opt.zero_grad()
+            logits = torch.einsum("end,ekd->enk", zs, w) + b[:, None]
+            loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none")
+            loss.view(len(drawn), -1).mean(1).sum().backward()
+            opt.step()
+    predicted = (torch.einsum("eqd,ekd->eqk", zq, w) + b[:, None]).argmax(-1)
+    return (predicted == yq).float().mean(1).tolist()
 
 
 def ag_news_pool(

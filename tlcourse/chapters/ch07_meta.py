@@ -21,21 +21,18 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from .. import hub
-from ..episodes import Episodes, accuracy_interval, omniglot_images, with_rotations
-from ..meta import (
-    Sinusoids,
-    adapt,
-    conv4,
-    fit_linear_heads,
-    meta_train,
-    params_of,
-    proto_logits,
-    prototypes,
-    regressor,
+from ..episodes import (
+    Episodes,
+    accuracy_interval,
+    omniglot_images,
+    predict,
+    proto_loss,
+    transfer_accuracies,
+    with_rotations,
 )
+from ..meta import Sinusoids, conv4, fit_linear_heads, meta_train, regressor
 from ..train import History, fit, progress_bar, random_batches
 
 
@@ -197,62 +194,6 @@ def omniglot_pools(
     }
 
 
-def _proto_loss(net: torch.nn.Module, episode, n_way: int) -> torch.Tensor:
-    xs, ys, xq, yq = episode
-    z = net(torch.cat([xs, xq]))
-    return F.cross_entropy(proto_logits(z[len(xs) :], prototypes(z[: len(xs)], ys, n_way)), yq)
-
-
-def predict(
-    learner: str, net: torch.nn.Module, xs, ys, xq, n_way: int, cfg: OmniglotConfig
-) -> torch.Tensor:
-    """The predicted classes of the queries ``xq`` after seeing the support set ``(xs, ys)``.
-
-    - ``ProtoNet``: nearest prototype in the learned embedding (support and query embedded
-      together);
-    - ``first-order MAML``: ``cfg.maml_test_steps`` gradient steps from the meta-learned weights;
-    - ``transfer``: the pretrained body's features, a new linear head fitted on the support set.
-    """
-    if learner == "ProtoNet":
-        with torch.no_grad():
-            z = net(torch.cat([xs, xq]))
-        return proto_logits(z[len(xs) :], prototypes(z[: len(xs)], ys, n_way)).argmax(1)
-    if learner == "first-order MAML":
-        if n_way != net[-1].out_features:
-            raise ValueError(
-                f"predict: this MAML model classifies {net[-1].out_features} ways, not {n_way}; "
-                "meta-train it with episodes of that many ways."
-            )
-        params = {k: v.detach() for k, v in params_of(net).items()}
-        fast = adapt(
-            net,
-            params,
-            xs,
-            ys,
-            cfg.maml_inner_lr,
-            cfg.maml_test_steps,
-            F.cross_entropy,
-            first_order=True,
-        )
-        with torch.no_grad():
-            return functional_call(net, fast, (xq,)).argmax(1)
-    if learner == "transfer":
-        with torch.no_grad():
-            z = net[:-1](torch.cat([xs, xq]))
-        head = torch.nn.Linear(z.shape[1], n_way, device=z.device)
-        torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
-        opt = torch.optim.Adam(head.parameters(), lr=cfg.head_lr)
-        with torch.enable_grad():
-            for _ in range(cfg.head_steps):
-                opt.zero_grad()
-                F.cross_entropy(head(z[: len(xs)]), ys).backward()
-                opt.step()
-        return head(z[len(xs) :]).argmax(1)
-    raise ValueError(
-        f"predict: unknown learner {learner!r}; use 'ProtoNet', 'first-order MAML' or 'transfer'."
-    )
-
-
 def omniglot_learners(
     cfg: OmniglotConfig, seed: int = 0, progress: bool = True, device: torch.device | str = "cpu"
 ) -> dict[str, tuple[torch.nn.Module, dict]]:
@@ -271,7 +212,7 @@ def omniglot_learners(
         history = fit(
             net,
             episodes,
-            lambda n, episode: _proto_loss(n, episode, cfg.proto_way),
+            lambda n, episode: proto_loss(n, episode, cfg.proto_way),
             steps=proto_episodes,
             lr=1e-3,
             progress=progress,
@@ -349,30 +290,6 @@ def omniglot_learners(
     return out
 
 
-def _transfer_accuracies(net: torch.nn.Module, drawn: list, n_way: int, cfg: OmniglotConfig):
-    """:func:`predict`'s ``transfer`` rule on many episodes at once: each episode is embedded on its
-    own (its batch-norm statistics stay its own), then all the new heads are fitted together. Adam's
-    update is elementwise, so one Adam over the stacked heads, on the sum of the episodes' losses,
-    takes exactly the steps that one Adam per episode would take."""
-    n_support = len(drawn[0][0])
-    with torch.no_grad():
-        z = [net[:-1](torch.cat([xs, xq])) for xs, _, xq, _ in drawn]
-    zs, zq = torch.stack([e[:n_support] for e in z]), torch.stack([e[n_support:] for e in z])
-    ys, yq = torch.stack([e[1] for e in drawn]), torch.stack([e[3] for e in drawn])
-    w = torch.zeros(len(drawn), n_way, zs.shape[-1], device=zs.device, requires_grad=True)
-    b = torch.zeros(len(drawn), n_way, device=zs.device, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=cfg.head_lr)
-    with torch.enable_grad():
-        for _ in range(cfg.head_steps):
-            opt.zero_grad()
-            logits = torch.einsum("end,ekd->enk", zs, w) + b[:, None]
-            loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none")
-            loss.view(len(drawn), -1).mean(1).sum().backward()
-            opt.step()
-    predicted = (torch.einsum("eqd,ekd->eqk", zq, w) + b[:, None]).argmax(-1)
-    return (predicted == yq).float().mean(1).tolist()
-
-
 def few_shot_table(
     learners: dict[str, torch.nn.Module],
     episodes: dict[str, Episodes],
@@ -388,7 +305,7 @@ def few_shot_table(
         drawn = [source.sample(g) for _ in range(cfg.test_episodes)]
         for name, net in learners.items():
             if name == "transfer":
-                correct = _transfer_accuracies(net, drawn, source.n_way, cfg)
+                correct = transfer_accuracies(net, drawn, source.n_way, cfg)
             else:
                 correct = [
                     (predict(name, net, xs, ys, xq, source.n_way, cfg) == yq).float().mean().item()

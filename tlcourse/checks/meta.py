@@ -80,6 +80,32 @@ def sample_episode(fn: Callable) -> CheckResult:
             else "six different seeds gave the same episode: draw the classes and images at random"
         )
 
+    def draws_everything(out, case: Case) -> str | None:
+        labels, n_way, k_shot, n_query, seed = case.args
+        blocks = []  # (class, support block, query block) of every episode class over 30 seeds
+        for s in range(seed, seed + 30):
+            try:
+                support, query = (
+                    torch.as_tensor(x) for x in fn(labels.clone(), n_way, k_shot, n_query, s)
+                )
+            except Exception as err:  # noqa: BLE001 - a student's bug becomes a hint
+                return f"raised {type(err).__name__} for seed {s}: {err}"
+            for sb, qb in zip(support.view(n_way, k_shot), query.view(n_way, n_query)):
+                blocks.append((int(labels[sb[0]]), sb.tolist(), qb.tolist()))
+        missing = sorted(set(labels.tolist()) - {c for c, _, _ in blocks})
+        if missing:
+            return (
+                f"over 30 seeds, classes {missing} were never drawn: every class must be able to "
+                "appear in an episode"
+            )
+        first = {c: torch.nonzero(labels == c).flatten().tolist() for c, _, _ in blocks}
+        if all(sb + qb == first[c][: k_shot + n_query] for c, sb, qb in blocks):
+            return (
+                "over 30 seeds, every class's support and query images were its first images in "
+                "index order: draw the images of each class at random too"
+            )
+        return None
+
     properties = [
         Property(
             "a valid N-way K-shot episode",
@@ -92,6 +118,12 @@ def sample_episode(fn: Callable) -> CheckResult:
             "a new episode for a new seed",
             varies_with_seed,
             "use torch.Generator().manual_seed(seed) and pass it to torch.randperm",
+        ),
+        Property(
+            "every class and every image can be drawn",
+            draws_everything,
+            "pick the n_way classes with torch.randperm over all the classes (not the first ones), "
+            "and shuffle each class's images with torch.randperm before taking k_shot + n_query",
         ),
     ]
     return check_properties("sample_episode", fn, cases, properties)
