@@ -59,3 +59,53 @@ def test_make_runs_the_book_in_strict_mode():
         "make book must run the chapters in strict mode"
     )
     assert "TLCOURSE_STRICT_CHECKS" not in recipe("student-check"), "students' stubs must not raise"
+
+
+def _draws():
+    import random
+
+    import numpy as np
+
+    return torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()
+
+
+def _seed_all(seed=0):
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def test_running_a_check_between_two_experiment_steps_changes_nothing(monkeypatch):
+    import torch.nn.functional as F
+
+    monkeypatch.delenv("TLCOURSE_STRICT_CHECKS", raising=False)
+
+    def gathered(h, y, head):  # the reference solution of exercise 4.3
+        return F.cross_entropy(head(h[y != -100]), y[y != -100])
+
+    _seed_all()
+    _draws()
+    without = _draws()
+    _seed_all()
+    _draws()
+    assert checks.bert.gathered_loss(gathered) and checks.elmo.scalar_mix(_right_mix)  # seed and draw inside
+    assert _draws() == without
+    # the same checks unwrapped move torch's global generator: the wrapper is what keeps it
+    _seed_all()
+    _draws()
+    checks.bert.gathered_loss.__wrapped__(gathered)
+    assert _draws() != without
+
+
+def test_every_public_check_keeps_the_global_rng():
+    import inspect
+
+    found = [(m.__name__, n) for m in checks.CHAPTER_MODULES for n, f in vars(m).items()
+             if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == m.__name__
+             and f.__annotations__.get("return") == "CheckResult"]
+    assert len(found) >= 30
+    assert all(getattr(getattr(__import__(m, fromlist=[n]), n), "keeps_global_rng", False) for m, n in found)

@@ -19,8 +19,11 @@ The shape of a check:
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import math
 import os
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -280,6 +283,36 @@ def check_properties(
     return _report(name, True, f"{len(properties)} properties hold on all {len(cases)} cases")
 
 
+def keeps_global_rng(check: Callable) -> Callable:
+    """``check``, run without changing the global random states (torch's CPU generator, numpy's,
+    python's): a check seeds and draws for its cases and calls the student's code, and running or
+    skipping a check cell must not change what a chapter's later cells draw."""
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            try:
+                return check(*args, **kwargs)
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
+
+    wrapper.keeps_global_rng = True
+    return wrapper
+
+
 # The chapters' checks, importable as attributes:
 # ``from tlcourse import checks; checks.transfer...``
 from . import bert, distill, elmo, embeddings, lora, meta, t5, transfer  # noqa: E402
+
+CHAPTER_MODULES = (transfer, embeddings, elmo, bert, t5, lora, meta, distill)
+for _module in CHAPTER_MODULES:  # every public check of every chapter keeps the global RNGs
+    for _name, _fn in list(vars(_module).items()):
+        if (
+            inspect.isfunction(_fn)
+            and not _name.startswith("_")
+            and _fn.__module__ == _module.__name__
+            and _fn.__annotations__.get("return") == "CheckResult"
+        ):
+            setattr(_module, _name, keeps_global_rng(_fn))
