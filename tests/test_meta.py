@@ -224,3 +224,27 @@ def test_proto_loss_is_the_cross_entropy_of_the_prototype_logits():
     protos = torch.stack([xs[ys == k].mean(0) for k in range(3)])
     expected = F.cross_entropy(-torch.cdist(xq, protos).pow(2), yq)
     assert episodes.proto_loss(torch.nn.Identity(), (xs, ys, xq, yq), 3).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_few_shot_table_scores_every_learner_on_the_same_episodes():
+    import dataclasses
+
+    from tlcourse.chapters import ch07_meta as ch
+    from tlcourse.episodes import Episodes
+
+    g = torch.Generator().manual_seed(0)
+    centres = 4.0 * torch.randn(6, 5, generator=g)  # 6 classes, well apart
+    labels = torch.arange(6).repeat_interleave(12)
+    features = centres[labels] + 0.3 * torch.randn(len(labels), 5, generator=g)
+    noise = torch.randn(len(labels), 5, generator=g)  # the same pool with the signal removed
+    cfg = dataclasses.replace(ch.CONFIGS["cpu"].omniglot, test_episodes=40)
+    table = ch.few_shot_table({"ProtoNet": torch.nn.Identity()},
+                              {"clusters": Episodes(features, labels, 5, 1, 3), "noise": Episodes(noise, labels, 5, 1, 3)},
+                              cfg, progress=False)
+    assert list(table.columns) == ["episodes", "learner", "accuracy", "ci95"] and len(table) == 2
+    by = table.set_index("episodes")
+    assert by.loc["clusters", "accuracy"] > 0.95 and abs(by.loc["noise", "accuracy"] - 0.2) < 0.1
+    assert by.loc["noise", "ci95"] > 0 and (table.ci95 < 0.2).all()  # every episode right: no spread
+    again = ch.few_shot_table({"ProtoNet": torch.nn.Identity()}, {"clusters": Episodes(features, labels, 5, 1, 3)},
+                              cfg, progress=False)
+    assert again.accuracy.iloc[0] == by.loc["clusters", "accuracy"]  # the same seed, the same episodes
