@@ -248,3 +248,18 @@ def test_few_shot_table_scores_every_learner_on_the_same_episodes():
     again = ch.few_shot_table({"ProtoNet": torch.nn.Identity()}, {"clusters": Episodes(features, labels, 5, 1, 3)},
                               cfg, progress=False)
     assert again.accuracy.iloc[0] == by.loc["clusters", "accuracy"]  # the same seed, the same episodes
+
+
+def test_pretrain_jointly_fits_the_pooled_points_of_all_tasks():
+    # every task is the same line y = 2x + 1: the pooled fit must find it
+    def stream():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            xs, xq = torch.rand(8, 5, 1, generator=g), torch.rand(8, 5, 1, generator=g)
+            yield xs, 2 * xs + 1, xq, 2 * xq + 1
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(1, 1)
+    history = ch07_meta.pretrain_jointly(net, stream(), iterations=300, lr=0.05, progress=False)
+    assert len(history.loss) == 300 and history.loss[-1] < 1e-3 < history.loss[0]
+    assert abs(net.weight.item() - 2) < 0.05 and abs(net.bias.item() - 1) < 0.05
