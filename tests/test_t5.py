@@ -207,7 +207,7 @@ def test_train_mixture_learns_both_tasks_and_evaluate_reports_it(tiny_t5):
               "rte": _split(tok, ["rte sentence1: a film sentence2: fine", "rte sentence1: a film sentence2: dull"] * 4,
                             "rte", labels=[0, 1] * 4)}
     before = {n: t5_train.evaluate(model, tok, sp, generate=False) for n, sp in splits.items()}
-    cfg = t5_train.MixConfig(steps=120, batch=8, lr=3e-3, warmup=0.1, seed=0)
+    cfg = t5_train.MixConfig(steps=300, batch=8, lr=3e-3, warmup=0.1, seed=0)
     history = t5_train.train_mixture(model, splits, {"sst2": 0.5, "rte": 0.5}, cfg, tok.pad_token_id, progress=False)
     assert np.mean(history.loss[-10:]) < np.mean(history.loss[:10]) / 2, history.loss
     for name, split in splits.items():
@@ -270,3 +270,18 @@ def test_hub_names_with_punctuation_have_valid_environment_variables(monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(hub.ModelNotFoundError, match="TLCOURSE_MODEL_T5_V1_1_SMALL"):
         hub.resolve("t5-v1_1-small")
+
+
+def test_fit_sources_shortens_only_the_premise(tiny_t5):
+    _, tok = tiny_t5
+    rows = [{"sentence1": "a fine film " * 30, "sentence2": "a dull film", "label": 0},
+            {"sentence1": "a film", "sentence2": "a fine film", "label": 1}]
+    full, _ = t5.to_text("rte", rows)
+    sources, cut = t5.fit_sources(tok, "rte", rows, max_len=24)
+    assert cut == 1 and sources[1] == full[1] and sources[0] != full[0]
+    assert all(s.endswith(f"sentence2: {r['sentence2']}") for s, r in zip(sources, rows))
+    assert sources[0].startswith("rte sentence1: a fine film")
+    assert max(len(i) for i in tok(sources)["input_ids"]) <= 24
+    assert len(tok(sources[0])["input_ids"]) >= 22  # shortened no more than needed
+    with pytest.raises(ValueError, match="raise max_len"):
+        t5.fit_sources(tok, "rte", rows, max_len=5)

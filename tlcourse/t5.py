@@ -74,6 +74,35 @@ def to_text(name: str, rows) -> tuple[list[str], list[str]]:
     return [spec.source(r) for r in rows], [spec.labels[r["label"]] for r in rows]
 
 
+def fit_sources(tokenizer, name: str, rows, max_len: int) -> tuple[list[str], int]:
+    """The input strings of ``rows`` (as :func:`to_text`), each at most ``max_len`` tokens
+    (special tokens included), made to fit by shortening only the *first* field from its end —
+    the premise of a pair, never the hypothesis. Returns the strings and how many were shortened."""
+    spec, rows = task(name), list(rows)
+    sources = [spec.source(r) for r in rows]
+    lengths = [len(ids) for ids in tokenizer(sources)["input_ids"]]
+    first, cut = spec.fields[0], 0
+    for k, (row, length) in enumerate(zip(rows, lengths)):
+        if length <= max_len:
+            continue
+        pieces = tokenizer.tokenize(row[first])
+        keep = len(pieces) - (length - max_len)
+        while True:  # decoding pieces back to text can change their count a little
+            if keep < 1:
+                raise ValueError(
+                    f"fit_sources({name!r}): row {k} does not fit {max_len} tokens even with "
+                    f"an empty {first!r}; raise max_len."
+                )
+            sources[k] = spec.source(
+                {**row, first: tokenizer.convert_tokens_to_string(pieces[:keep])}
+            )
+            if len(tokenizer(sources[k])["input_ids"]) <= max_len:
+                break
+            keep -= 1
+        cut += 1
+    return sources, cut
+
+
 def parse_label(name: str, generated: str) -> int:
     """The label id whose string ``generated`` is (ignoring case and white space, which WordPiece
     decoding puts around ``_``), else :data:`INVALID`."""
