@@ -180,6 +180,16 @@ def _report(name: str, passed: bool, text: str, case: Case | None = None) -> Che
     return CheckResult(name, passed, line, case)
 
 
+def _not_callable(name: str, fn: Any) -> CheckResult:
+    """The report for a check given something that is not a function (often its result)."""
+    return _report(
+        name,
+        False,
+        f"expected a function, got {type(fn).__name__}; "
+        "pass the function itself, without calling it",
+    )
+
+
 def _inputs(case: Case) -> str:
     parts = [summarize(a, 80) for a in case.args] + [
         f"{k}={summarize(v, 80)}" for k, v in case.kwargs.items()
@@ -202,12 +212,7 @@ def compare_to_reference(
     corpora" -> "the divergence of a distribution from itself is 0").
     """
     if not callable(fn):
-        return _report(
-            name,
-            False,
-            f"expected a function, got {type(fn).__name__}; "
-            "pass the function itself, without calling it",
-        )
+        return _not_callable(name, fn)
     for i, case in enumerate(cases, start=1):
         got, error = _call(fn, case)
         expected = reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
@@ -243,12 +248,7 @@ def check_properties(
     """Check that ``fn``'s output has every property on every case (and is the same when called
     twice)."""
     if not callable(fn):
-        return _report(
-            name,
-            False,
-            f"expected a function, got {type(fn).__name__}; "
-            "pass the function itself, without calling it",
-        )
+        return _not_callable(name, fn)
     for i, case in enumerate(cases, start=1):
         got, error = _call(fn, case)
         if error:

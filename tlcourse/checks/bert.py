@@ -15,6 +15,7 @@ from . import (
     CheckResult,
     Property,
     _call,
+    _not_callable,
     _report,
     check_properties,
     compare_to_reference,
@@ -301,12 +302,7 @@ def freeze_body(fn: Callable) -> CheckResult:
     """
     name = "freeze_body"
     if not callable(fn):
-        return _report(
-            name,
-            False,
-            f"expected a function, got {type(fn).__name__}; "
-            "pass the function itself, without calling it",
-        )
+        return _not_callable(name, fn)
     hint_body = (
         "switch requires_grad off on every parameter of model.bert, its embeddings included "
         "(Parameter.requires_grad_); model.bert.requires_grad = False only adds an attribute "
