@@ -10,7 +10,7 @@ import dataclasses
 import datasets
 import pytest
 import torch
-from toy_bert import SMALL, tokenizer  # noqa: F401 (tokenizer: a fixture)
+from toy_bert import SMALL, tiny_minilm, tokenizer  # noqa: F401 (tokenizer: a fixture)
 from toy_t5 import TINY, t5_tokenizer  # noqa: F401 (t5_tokenizer: a fixture)
 
 from tlcourse import distill, finetune, mlm, probes, t5_train
@@ -19,13 +19,6 @@ from tlcourse.train import seeded
 
 PEFT = ch06_peft.PeftChapterConfig(ranks=(2,), finetune=finetune.FinetuneConfig(min_steps=6, max_steps=6, batch=8,
                                                                                 max_len=16))
-
-
-def tiny_minilm(num_labels=2):
-    """A stand-in for MiniLM with a mean-pooling head (``finetune.minilm_classifier``), one layer of 32."""
-    from transformers import BertModel
-
-    return finetune.MeanPoolClassifier(BertModel(SMALL.bert_config(200), add_pooling_layer=False), num_labels)
 
 
 @pytest.fixture(autouse=True)
