@@ -1,10 +1,11 @@
 """What the tests of chapter 4's methods share (test_tagging, test_finetune, test_ch04_bert): a toy
-corpus, its WordPiece tokenizer (a fixture), a one-layer BERT size and a UD-like tagging set."""
+corpus, its WordPiece tokenizer (a fixture), a one-layer BERT size and a UD-like tagging set; and a
+one-layer stand-in for MiniLM (test_ch06_peft, test_seeding)."""
 import datasets
 import numpy as np
 import pytest
 
-from tlcourse import mlm, wordpiece
+from tlcourse import finetune, mlm, wordpiece
 
 TEXTS = ["the queen of hearts made some tarts", "alice was beginning to get very tired",
          "the white rabbit ran past with a watch", "down the rabbit hole went alice"] * 50
@@ -28,3 +29,11 @@ def toy_split(n, seed):
     rng = np.random.default_rng(seed)
     words = ["the", "a", "queen", "rabbit", "watch", "alice", "ran", "made", "went", "white", "tired"]
     return ud([list(rng.choice(words, size=rng.integers(3, 8))) for _ in range(n)])
+
+
+def tiny_minilm(num_labels=2):
+    """:func:`tlcourse.finetune.minilm_classifier` in miniature: a mean-pooling head on a one-layer
+    BERT of :data:`SMALL`'s size (the toy tokenizer's 200 pieces; no download, seconds to train)."""
+    from transformers import BertModel
+
+    return finetune.MeanPoolClassifier(BertModel(SMALL.bert_config(200), add_pooling_layer=False), num_labels)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .finetune import MODEL_INPUTS, FinetuneConfig, trim_padding, finetune_classifier
+from .train import seeded
 
 TEACHER = "teacher_logits"  # the column of an encoded dataset that holds the teacher's logits
 
@@ -138,8 +139,8 @@ def narrow_student(
     config = copy.deepcopy(teacher.config)
     config.hidden_size, config.num_hidden_layers, config.num_attention_heads = hidden, layers, heads
     config.intermediate_size = 4 * hidden
-    torch.manual_seed(seed)
-    return type(teacher)(config)
+    with seeded(seed):  # the init only: the caller's later draws are its own
+        return type(teacher)(config)
 
 
 def distil(

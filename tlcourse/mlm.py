@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import hub
-from .train import fit
+from .train import fit, seeded
 
 
 def mask_tokens(
@@ -154,7 +154,6 @@ def pretrain_mlm(
     }
 
     def build():
-        torch.manual_seed(cfg.seed)
         return BertForMaskedLM(cfg.bert_config(len(tokenizer)))
 
     def batches():
@@ -192,5 +191,6 @@ def pretrain_mlm(
             "epochs": cfg.steps * cfg.batch / len(rows),
         }
 
-    model, meta = hub.cached_module(name, key, build, train, verbose=progress)
+    with seeded(cfg.seed):  # the init and the dropout of training, as one stream
+        model, meta = hub.cached_module(name, key, build, train, verbose=progress)
     return model.eval(), meta

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import data
 from .elmo import BiLM, ScalarMix, layer_features
+from .train import seeded
 from .wordvectors import WordVectors
 
 
@@ -67,16 +68,16 @@ def fit_head(
     input (Peters et al. 2018, section 3.3). The head is an MLP with ``cfg.hidden`` units, or linear
     when ``cfg.hidden = 0``; Adam on random minibatches of ``cfg.batch`` rows for ``cfg.steps``.
     """
-    torch.manual_seed(seed)
-    mix = ScalarMix(x.shape[0])
-    n_classes = int(y.max()) + 1
-    width = x.shape[-1] + (0 if extra is None else extra.shape[-1])
-    if cfg.hidden == 0:  # a linear probe (chapter 4's per-layer probes)
-        head = nn.Linear(width, n_classes)
-    else:
-        head = nn.Sequential(
-            nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_classes)
-        )
+    with seeded(seed):  # the head's init; the minibatches have their own generator
+        mix = ScalarMix(x.shape[0])
+        n_classes = int(y.max()) + 1
+        width = x.shape[-1] + (0 if extra is None else extra.shape[-1])
+        if cfg.hidden == 0:  # a linear probe (chapter 4's per-layer probes)
+            head = nn.Linear(width, n_classes)
+        else:
+            head = nn.Sequential(
+                nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_classes)
+            )
     params = [*head.parameters(), *(mix.parameters() if layer is None else [])]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)

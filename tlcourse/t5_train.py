@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import t5
-from .train import History, fit
+from .train import History, fit, seeded
 
 
 @dataclass
@@ -186,20 +186,20 @@ def train_mixture(
         # the mean over target tokens, as the model's own loss
         return token_loss.mean()
 
-    torch.manual_seed(cfg.seed)
     model.to(device)
-    history = fit(
-        model,
-        batches(),
-        loss_fn,
-        steps=cfg.steps,
-        lr=cfg.lr,
-        weight_decay=0.01,
-        clip_grad=1.0,
-        warmup=int(cfg.warmup * cfg.steps),
-        progress=progress,
-        desc=desc,
-    )
+    with seeded(cfg.seed):  # the dropout of training
+        history = fit(
+            model,
+            batches(),
+            loss_fn,
+            steps=cfg.steps,
+            lr=cfg.lr,
+            weight_decay=0.01,
+            clip_grad=1.0,
+            warmup=int(cfg.warmup * cfg.steps),
+            progress=progress,
+            desc=desc,
+        )
     for n in splits:
         history.metrics[f"loss {n}"] = per_task[n]
         history.metrics[f"seen {n}"] = [float(seen[n])]
@@ -254,21 +254,21 @@ def pretrain_span_corruption(
     def loss_fn(model, batch):
         return model(**{k: v.to(device) for k, v in batch.items()}).loss
 
-    torch.manual_seed(cfg.seed)
     model.to(device)
     start = time.perf_counter()
-    history = fit(
-        model,
-        batches(),
-        loss_fn,
-        steps=cfg.steps,
-        lr=cfg.lr,
-        weight_decay=0.01,
-        clip_grad=1.0,
-        warmup=int(cfg.warmup * cfg.steps),
-        progress=progress,
-        desc="span corruption",
-    )
+    with seeded(cfg.seed):  # the dropout of training
+        history = fit(
+            model,
+            batches(),
+            loss_fn,
+            steps=cfg.steps,
+            lr=cfg.lr,
+            weight_decay=0.01,
+            clip_grad=1.0,
+            warmup=int(cfg.warmup * cfg.steps),
+            progress=progress,
+            desc="span corruption",
+        )
     model.cpu()
     return {
         "seconds": time.perf_counter() - start,

@@ -7,6 +7,7 @@ here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,22 @@ def progress_bar(*args: Any, progress: bool = True, **kwargs: Any) -> tqdm:
     """
     off = not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes"}
     return tqdm(*args, disable=off, **kwargs)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's generators seeded by ``seed``, and put the caller's states back
+    after it.
+
+    A function that seeds torch's global generator changes every later draw of its caller: running
+    or skipping one notebook cell would change what the next cells draw. Inside this block the
+    function's own draws (initialisation, dropout) are fixed by ``seed``; outside, nothing has
+    moved. ``torch.manual_seed`` also seeds the GPUs' generators, so those are forked as well.
+    """
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(seed)
+        yield
 
 
 def adamw(params: Iterable, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:

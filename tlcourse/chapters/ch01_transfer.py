@@ -29,7 +29,7 @@ from torch import nn
 from .. import data, hub
 from ..bow import BagOfWords, classification_loss, finetune_eval, transfer_model
 from ..text import Vocab, tokenize
-from ..train import accuracy, fit, progress_bar, random_batches
+from ..train import accuracy, fit, progress_bar, random_batches, seeded
 from ..viz import mean_se, seed_table  # noqa: F401  (the chapter calls ch.seed_table, ch.mean_se)
 
 
@@ -153,7 +153,6 @@ def pretrain_source(
         key.pop(k)  # fine-tuning settings do not change the source model
 
     def build() -> BagOfWords:
-        torch.manual_seed(0)
         return BagOfWords(
             len(setting.vocab), setting.vocab.pad_id, task.n_classes, cfg.dim, cfg.hidden
         )
@@ -180,7 +179,8 @@ def pretrain_source(
             "seconds": time.perf_counter() - start,
         }
 
-    model, _ = hub.cached_module(f"ch01-{source}", key, build, train, verbose=progress)
+    with seeded(0):  # the init and the training's draws, as one stream
+        model, _ = hub.cached_module(f"ch01-{source}", key, build, train, verbose=progress)
     return model.eval()
 
 
@@ -258,17 +258,17 @@ def learning_curves(
             for condition in conditions:
                 name, source, freeze = condition[:3]
                 keep_head = len(condition) > 3 and bool(condition[3])
-                torch.manual_seed(seed)
-                model = _target_model(setting, sources, cfg, source, freeze, keep_head)
-                acc = finetune_eval(
-                    model,
-                    (target.x[tr], target.y[tr]),
-                    (target.x[te], target.y[te]),
-                    steps=cfg.finetune_steps,
-                    batch_size=cfg.finetune_batch,
-                    lr=cfg.finetune_lr,
-                    seed=seed,
-                )
+                with seeded(seed):  # the new head's init and the run's draws
+                    model = _target_model(setting, sources, cfg, source, freeze, keep_head)
+                    acc = finetune_eval(
+                        model,
+                        (target.x[tr], target.y[tr]),
+                        (target.x[te], target.y[te]),
+                        steps=cfg.finetune_steps,
+                        batch_size=cfg.finetune_batch,
+                        lr=cfg.finetune_lr,
+                        seed=seed,
+                    )
                 record = {"condition": name, "budget": budget, "seed": seed, "accuracy": acc}
                 held = setting.source_tests.get(source) if source else None
                 if held is not None and sources[source].head.out_features == 2:
@@ -278,16 +278,16 @@ def learning_curves(
                 records.append(record)
                 bar.update()
             for name, feats in features.items():
-                torch.manual_seed(seed)
-                acc = finetune_eval(
-                    nn.Linear(feats.shape[1], 2),
-                    (feats[tr], target.y[tr]),
-                    (feats[te], target.y[te]),
-                    steps=cfg.finetune_steps,
-                    batch_size=cfg.finetune_batch,
-                    lr=cfg.finetune_lr,
-                    seed=seed,
-                )
+                with seeded(seed):
+                    acc = finetune_eval(
+                        nn.Linear(feats.shape[1], 2),
+                        (feats[tr], target.y[tr]),
+                        (feats[te], target.y[te]),
+                        steps=cfg.finetune_steps,
+                        batch_size=cfg.finetune_batch,
+                        lr=cfg.finetune_lr,
+                        seed=seed,
+                    )
                 records.append({"condition": name, "budget": budget, "seed": seed, "accuracy": acc})
                 bar.update()
     bar.close()

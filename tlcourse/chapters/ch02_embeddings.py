@@ -28,7 +28,7 @@ from ..data import label_budget_indices
 from ..embeddings import Corpus, SGNSConfig, corpus_key
 from ..glove import GloVeConfig, cooccurrence
 from ..text import Vocab
-from ..train import progress_bar
+from ..train import progress_bar, seeded
 from ..viz import mean_se, seed_table  # noqa: F401  (the chapter calls ch.seed_table, ch.mean_se)
 from ..wordvectors import WordVectors
 
@@ -171,17 +171,17 @@ def modes_curve(
                 else torch.arange(len(y_train))
             )
             for condition, wv, mode in runs:
-                torch.manual_seed(seed)
-                model = make_model(wv, mode, 2, cfg.hidden)
-                acc = finetune_eval(
-                    model,
-                    (x_train[rows], y_train[rows]),
-                    (x_test, y_test),
-                    steps=steps_for(budget, cfg),
-                    batch_size=cfg.batch,
-                    lr=cfg.lr,
-                    seed=seed,
-                )
+                with seeded(seed):  # the model's init and the run's draws
+                    model = make_model(wv, mode, 2, cfg.hidden)
+                    acc = finetune_eval(
+                        model,
+                        (x_train[rows], y_train[rows]),
+                        (x_test, y_test),
+                        steps=steps_for(budget, cfg),
+                        batch_size=cfg.batch,
+                        lr=cfg.lr,
+                        seed=seed,
+                    )
                 records.append(
                     {"condition": condition, "budget": budget, "seed": seed, "accuracy": acc}
                 )

@@ -35,7 +35,7 @@ from .. import hub, probes
 from ..elmo import BiLM, BiLMConfig, layer_features, make_batch
 from ..probes import HeadConfig, ProbeTask
 from ..text import BOS, EOS, UNK
-from ..train import adamw, progress_bar
+from ..train import adamw, progress_bar, seeded
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,6 @@ def pretrain_bilm(
     }
 
     def build() -> BiLM:
-        torch.manual_seed(0)
         return BiLM(len(itos), cfg.bilm)
 
     def fit(model: BiLM) -> dict:
@@ -192,7 +191,8 @@ def pretrain_bilm(
             "epochs": cfg.pretrain_steps * cfg.pretrain_batch / len(train),
         }
 
-    model, meta = hub.cached_module("ch03-bilm", key, build, fit, verbose=progress)
+    with seeded(0):  # the init and the training's draws, as one stream
+        model, meta = hub.cached_module("ch03-bilm", key, build, fit, verbose=progress)
     return model.eval(), meta
 
 
@@ -354,24 +354,28 @@ def finetune_lm_classifier(
 ) -> float:
     """Fine-tune a copy of the forward LM + head on ``train`` with ``L_task + λ L_LM``; test
     accuracy."""
-    torch.manual_seed(seed)
-    model = LMClassifier(copy.deepcopy(bilm), 2).train()
-    stoi = {w: i for i, w in enumerate(itos)}
-    opt = adamw(model.parameters(), lr=cfg.gpt_lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
-    sentences, labels = [s.split() for s in train["sentence"]], torch.tensor(train["label"])
-    for _ in range(cfg.gpt_steps):
-        idx = torch.randint(len(sentences), (cfg.gpt_batch,), generator=gen).tolist()
-        chars, words, lengths = make_batch([sentences[i] for i in idx], stoi, bilm.cfg.max_chars)
-        logits, states = model(chars, lengths)
-        loss = F.cross_entropy(logits, labels[idx])
-        if lam > 0:
-            mask = torch.arange(words.shape[1] - 1)[None, :] < (lengths[:, None] - 1)
-            loss = loss + lam * model.bilm.softmax(states[:, :-1][mask], words[:, 1:][mask]).loss
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-        opt.step()
+    with seeded(seed):  # the head's init and the dropout of training
+        model = LMClassifier(copy.deepcopy(bilm), 2).train()
+        stoi = {w: i for i, w in enumerate(itos)}
+        opt = adamw(model.parameters(), lr=cfg.gpt_lr, weight_decay=0.0)
+        gen = torch.Generator().manual_seed(seed)
+        sentences, labels = [s.split() for s in train["sentence"]], torch.tensor(train["label"])
+        for _ in range(cfg.gpt_steps):
+            idx = torch.randint(len(sentences), (cfg.gpt_batch,), generator=gen).tolist()
+            chars, words, lengths = make_batch(
+                [sentences[i] for i in idx], stoi, bilm.cfg.max_chars
+            )
+            logits, states = model(chars, lengths)
+            loss = F.cross_entropy(logits, labels[idx])
+            if lam > 0:
+                mask = torch.arange(words.shape[1] - 1)[None, :] < (lengths[:, None] - 1)
+                loss = (
+                    loss + lam * model.bilm.softmax(states[:, :-1][mask], words[:, 1:][mask]).loss
+                )
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+            opt.step()
     model.eval()
     correct = 0
     with torch.no_grad():

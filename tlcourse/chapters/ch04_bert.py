@@ -35,7 +35,7 @@ from .. import data, hub, mlm, probes, text, wordpiece
 from ..finetune import FinetuneConfig, encode, finetune_classifier
 from ..mlm import TinyBertConfig
 from ..tagging import encode_tags, tag_accuracy, train_tagger
-from ..train import progress_bar
+from ..train import progress_bar, seeded
 
 # Methods the book calls as ``ch.<name>``; they live in their method modules.
 from ..finetune import minilm_classifier  # noqa: F401
@@ -252,10 +252,10 @@ def tagging_runs(
         if (budget, seed) not in encoded:
             order = data.label_budget_indices(np.zeros(len(train)), [budget], seed)[budget]
             encoded = {(budget, seed): encode_tags(tokenizer, train.select(order), max_len)}
-        torch.manual_seed(seed)
-        model = starts[name]()
-        began = time.perf_counter()
-        history = train_tagger(model, encoded[budget, seed], cfg.tagger, seed, device)
+        with seeded(seed):  # the model's init and the dropout of training
+            model = starts[name]()
+            began = time.perf_counter()
+            history = train_tagger(model, encoded[budget, seed], cfg.tagger, seed, device)
         rows.append(
             {
                 "start": name,
@@ -319,12 +319,12 @@ def transfer_runs(
             start.finetune.max_len,
             truncation,
         )
-        torch.manual_seed(seed)
-        model = start.build()
-        began = time.perf_counter()
-        accuracy, losses = finetune_classifier(
-            model, subset, encoded_test[key], start.finetune, seed, device
-        )
+        with seeded(seed):  # the head's init and the dropout of training
+            model = start.build()
+            began = time.perf_counter()
+            accuracy, losses = finetune_classifier(
+                model, subset, encoded_test[key], start.finetune, seed, device
+            )
         rows.append(
             {
                 "start": name,

@@ -34,7 +34,7 @@ from ..t5_train import (
     train_mixture,
 )
 from ..text import corpus_texts
-from ..train import progress_bar
+from ..train import progress_bar, seeded
 from ..wordpiece import cached_wordpiece
 
 TASK_NAMES = ("sst2", "rte", "ag_news")
@@ -142,7 +142,6 @@ def tiny_t5(cfg: TinyT5Config, tokenizer, seed: int = 0):
     feed-forward; the decoder starts from the pad token, as in T5)."""
     from transformers import T5Config, T5ForConditionalGeneration
 
-    torch.manual_seed(seed)
     config = T5Config(
         vocab_size=len(tokenizer),
         d_model=cfg.d_model,
@@ -156,7 +155,8 @@ def tiny_t5(cfg: TinyT5Config, tokenizer, seed: int = 0):
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
-    return T5ForConditionalGeneration(config)
+    with seeded(seed):  # the init only
+        return T5ForConditionalGeneration(config)
 
 
 def corpus_rows(tokenizer, texts: list[str], length: int) -> torch.Tensor:
@@ -206,18 +206,18 @@ def warm_start(cfg: T5ChapterConfig, seed: int = 0):
     """
     from transformers import EncoderDecoderModel, T5ForConditionalGeneration
 
-    torch.manual_seed(seed)
     if cfg.warm == "minilm":
         path = hub.resolve("minilm")
         tokenizer = hub.load_tokenizer("minilm")
         tokenizer.eos_token = tokenizer.sep_token
-        model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-            path,
-            path,
-            decoder_num_hidden_layers=cfg.decoder_layers,
-            decoder_hidden_dropout_prob=cfg.decoder_dropout,
-            decoder_attention_probs_dropout_prob=cfg.decoder_dropout,
-        )
+        with seeded(seed):  # the new cross-attention's init only
+            model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+                path,
+                path,
+                decoder_num_hidden_layers=cfg.decoder_layers,
+                decoder_hidden_dropout_prob=cfg.decoder_dropout,
+                decoder_attention_probs_dropout_prob=cfg.decoder_dropout,
+            )
         for c in (
             model.config,
             model.generation_config,

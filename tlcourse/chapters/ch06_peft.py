@@ -33,7 +33,7 @@ from ..finetune import (
     trim_padding,
 )
 from ..lora import freeze_except, inject_lora, lora_layers, lora_state
-from ..train import adamw, parameter_counts, progress_bar
+from ..train import adamw, parameter_counts, progress_bar, seeded
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,15 @@ def build(
 ) -> torch.nn.Module:
     """MiniLM read out by the mean of its token states (the pooling it was trained with;
     :class:`tlcourse.finetune.MeanPoolClassifier`) and a new head ``classifier``, adapted by
-    ``method``: only the method's parameters and the head train."""
-    torch.manual_seed(seed)
+    ``method``: only the method's parameters and the head train. ``seed`` fixes the new parts'
+    initialisation and nothing else: the caller's random state is as it was."""
+    with seeded(seed):
+        return _adapted(method, cfg, num_labels, seed)
+
+
+def _adapted(method: str, cfg: PeftChapterConfig, num_labels: int, seed: int) -> torch.nn.Module:
+    """:func:`build`'s body, drawing its initialisation from the global generator (seeded by the
+    caller)."""
     model = minilm_classifier(num_labels)
     if method == "full":
         return model
@@ -172,23 +179,23 @@ def train_head(
 ) -> torch.nn.Module:
     """The head-only run on cached features: the same steps, batches, schedule and optimiser as
     :func:`tlcourse.finetune.finetune_classifier`, without the frozen encoder's repeated passes."""
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(features.shape[1], num_labels)
-    steps = cfg.steps(len(labels))
-    warm = max(1, int(cfg.warmup * steps))
-    opt = adamw(head.parameters(), lr=cfg.lr * cfg.head_lr_scale, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm + 1)))
-    )
-    gen = torch.Generator().manual_seed(seed)
-    drop = torch.nn.Dropout(0.1)
-    for _ in range(steps):
-        idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
-        loss = torch.nn.functional.cross_entropy(head(drop(features[idx])), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
+    with seeded(seed):  # the head's init and its dropout
+        head = torch.nn.Linear(features.shape[1], num_labels)
+        steps = cfg.steps(len(labels))
+        warm = max(1, int(cfg.warmup * steps))
+        opt = adamw(head.parameters(), lr=cfg.lr * cfg.head_lr_scale, weight_decay=0.01)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm + 1)))
+        )
+        gen = torch.Generator().manual_seed(seed)
+        drop = torch.nn.Dropout(0.1)
+        for _ in range(steps):
+            idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
+            loss = torch.nn.functional.cross_entropy(head(drop(features[idx])), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
     return head.eval()
 
 
@@ -209,21 +216,23 @@ def method_runs(
     rows, kept, cached = [], {}, None
     flat = [(m, lr, s) for m, lr, seeds in jobs for s in range(seeds)]
     for method, lr, seed in progress_bar(flat, progress=progress, desc="fine-tuning runs"):
-        model = build(method, cfg, seed=seed)
-        trainable, total = parameter_counts(model)
         run_cfg = run_config(cfg, lr)
-        began = time.perf_counter()
-        if method == "head only":
-            if cached is None:
-                cached = [pooled_features(model, d) for d in (enc_train, enc_test)]
-            head = train_head(cached[0], enc_train["labels"], run_cfg, seed, 2)
-            accuracy = (head(cached[1]).argmax(-1) == enc_test["labels"]).float().mean().item()
-            model.classifier = head
-            losses = [float("nan")]
-        else:
-            accuracy, losses = finetune_classifier(
-                model, enc_train, enc_test, run_cfg, seed, device
-            )
+        # the seed fixes the run's init and then its dropout, one stream; the caller's is untouched
+        with seeded(seed):
+            model = _adapted(method, cfg, 2, seed)
+            trainable, total = parameter_counts(model)
+            began = time.perf_counter()
+            if method == "head only":
+                if cached is None:
+                    cached = [pooled_features(model, d) for d in (enc_train, enc_test)]
+                head = train_head(cached[0], enc_train["labels"], run_cfg, seed, 2)
+                accuracy = (head(cached[1]).argmax(-1) == enc_test["labels"]).float().mean().item()
+                model.classifier = head
+                losses = [float("nan")]
+            else:
+                accuracy, losses = finetune_classifier(
+                    model, enc_train, enc_test, run_cfg, seed, device
+                )
         rows.append(
             {
                 "method": method,

@@ -33,7 +33,7 @@ from ..episodes import (
     with_rotations,
 )
 from ..meta import Sinusoids, conv4, fit_linear_heads, meta_train, regressor
-from ..train import History, fit, progress_bar, random_batches
+from ..train import History, fit, progress_bar, random_batches, seeded
 
 
 @dataclass(frozen=True)
@@ -167,13 +167,13 @@ def sinusoid_learners(
             return {"seconds": time.perf_counter() - began, "loss": history.loss}
 
         def build():
-            torch.manual_seed(seed)
             return regressor()
 
         key = {**asdict(cfg), "k": k, "seed": seed, "learner": name}
-        out[name] = hub.cached_module(
-            f"ch07-sinusoid-{method or 'pretrained'}", key, build, train, verbose=False
-        )
+        with seeded(seed):  # the init and the training's draws, as one stream
+            out[name] = hub.cached_module(
+                f"ch07-sinusoid-{method or 'pretrained'}", key, build, train, verbose=False
+            )
     return out
 
 
@@ -270,7 +270,6 @@ def omniglot_learners(
     for name, (outputs, train) in jobs.items():
 
         def build(outputs=outputs):
-            torch.manual_seed(seed)
             return conv4(cfg.channels, outputs).to(device)
 
         def timed(net, train=train):
@@ -280,13 +279,14 @@ def omniglot_learners(
                 torch.cuda.synchronize()
             return {**meta, "seconds": time.perf_counter() - began}
 
-        out[name] = hub.cached_module(
-            f"ch07-omniglot-{name.replace(' ', '-')}",
-            {**asdict(cfg), "seed": seed, "learner": name},
-            build,
-            timed,
-            verbose=False,
-        )
+        with seeded(seed):  # the init and the training's draws, as one stream
+            out[name] = hub.cached_module(
+                f"ch07-omniglot-{name.replace(' ', '-')}",
+                {**asdict(cfg), "seed": seed, "learner": name},
+                build,
+                timed,
+                verbose=False,
+            )
     return out
 
 

@@ -31,7 +31,7 @@ from ..distill import (
     trim_vocabulary,
 )
 from ..finetune import FinetuneConfig, encode, evaluate, finetune_classifier
-from ..train import parameter_counts
+from ..train import parameter_counts, seeded
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,6 @@ def teacher(cfg: DistillChapterConfig, encoded: dict, device="cpu") -> tuple[tor
     from transformers import AutoModelForSequenceClassification
 
     def build():
-        torch.manual_seed(0)
         return hub.load_model("minilm", AutoModelForSequenceClassification, num_labels=2)
 
     def train(model):
@@ -121,7 +120,8 @@ def teacher(cfg: DistillChapterConfig, encoded: dict, device="cpu") -> tuple[tor
         return {"accuracy": accuracy, "seconds": time.perf_counter() - began, "loss": losses}
 
     key = {"labelled": cfg.labelled, "finetune": dataclasses.asdict(cfg.teacher)}
-    model, meta = hub.cached_module("ch08-teacher", key, build, train, verbose=False)
+    with seeded(0):  # the head's init and the dropout of training, as one stream
+        model, meta = hub.cached_module("ch08-teacher", key, build, train, verbose=False)
     model.eval()
 
     def logits():  # the teacher's outputs on every split: a pure function of the cached teacher
