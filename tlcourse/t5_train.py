@@ -132,6 +132,24 @@ def _output_layer_at(model, keep: torch.Tensor):
         handle.remove()
 
 
+def _fit(model, batches, loss_fn, cfg: MixConfig, progress: bool, desc: str) -> History:
+    """:func:`tlcourse.train.fit` with T5's schedule here (AdamW, weight decay 0.01, clipping at 1,
+    linear warm-up and decay), the dropout of training drawn from ``cfg.seed``."""
+    with seeded(cfg.seed):
+        return fit(
+            model,
+            batches,
+            loss_fn,
+            steps=cfg.steps,
+            lr=cfg.lr,
+            weight_decay=0.01,
+            clip_grad=1.0,
+            warmup=int(cfg.warmup * cfg.steps),
+            progress=progress,
+            desc=desc,
+        )
+
+
 def train_mixture(
     model,
     splits: dict[str, TextSplit],
@@ -187,19 +205,7 @@ def train_mixture(
         return token_loss.mean()
 
     model.to(device)
-    with seeded(cfg.seed):  # the dropout of training
-        history = fit(
-            model,
-            batches(),
-            loss_fn,
-            steps=cfg.steps,
-            lr=cfg.lr,
-            weight_decay=0.01,
-            clip_grad=1.0,
-            warmup=int(cfg.warmup * cfg.steps),
-            progress=progress,
-            desc=desc,
-        )
+    history = _fit(model, batches(), loss_fn, cfg, progress, desc)
     for n in splits:
         history.metrics[f"loss {n}"] = per_task[n]
         history.metrics[f"seen {n}"] = [float(seen[n])]
@@ -256,19 +262,7 @@ def pretrain_span_corruption(
 
     model.to(device)
     start = time.perf_counter()
-    with seeded(cfg.seed):  # the dropout of training
-        history = fit(
-            model,
-            batches(),
-            loss_fn,
-            steps=cfg.steps,
-            lr=cfg.lr,
-            weight_decay=0.01,
-            clip_grad=1.0,
-            warmup=int(cfg.warmup * cfg.steps),
-            progress=progress,
-            desc="span corruption",
-        )
+    history = _fit(model, batches(), loss_fn, cfg, progress, "span corruption")
     model.cpu()
     return {
         "seconds": time.perf_counter() - start,
