@@ -740,10 +740,24 @@ PLANTED_PSEUDO = {
 }
 
 
+def _dark(t, tau, *, soften=True, total=False):
+    p = F.softmax(t / tau if soften else t, -1)
+    off = 1 - p.max(-1).values
+    return off.sum() if total else off.mean()
+
+
+PLANTED_DARK = {
+    "temperature ignored": lambda t, tau: _dark(t, tau, soften=False),
+    "summed over rows": lambda t, tau: _dark(t, tau, total=True),
+    "the largest probability itself": lambda t, tau: F.softmax(t / tau, -1).max(-1).values.mean(),
+}
+
+
 @pytest.mark.parametrize("check, reference, planted", [
     ("distillation_loss", _kd, PLANTED_KD),
     ("soft_gradient", _soft_grad, PLANTED_SOFT_GRAD),
     ("pseudo_labels", _pseudo, PLANTED_PSEUDO),
+    ("dark_knowledge", _dark, PLANTED_DARK),
 ])
 def test_chapter8_checks(check, reference, planted, capsys):
     _assert_catches(getattr(checks.distill, check), check, reference, planted, capsys)

@@ -1,5 +1,8 @@
 """Chapter 8: the distillation loss against its definition and Hinton et al.'s gradient formulas; the
 students' initialisation; the training loop on a toy model."""
+import dataclasses
+
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,7 +121,7 @@ def test_deployment_table_shares_are_against_the_first_model():
         sum(p.numel() for p in student.parameters()) / sum(p.numel() for p in teacher.parameters()), rel=0.05)
     from tlcourse.finetune import evaluate
     assert table.loc["student", "accuracy"] == evaluate(student, data)
-    assert (table["sentences/s"] > 0).all()
+    assert (table["rows/s"] > 0).all()
 
 
 def _toy_data(n=64, seed=0):
@@ -172,3 +175,84 @@ def test_trimmed_vocabulary_computes_the_same_function_on_kept_pieces():
     assert (id_map[dropped] == id_map[1]).all() and id_map[keep].tolist() != [id_map[1].item()] * len(keep)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         distill.trim_vocabulary(_tiny_bert(), torch.tensor([3, 60]), unk_id=1)
+
+
+# --- chapter 8's experiment protocol (tlcourse.chapters.ch08_distill) on a tiny teacher ---------
+
+def _chapter_cfg(**kw):
+    from tlcourse.chapters import ch08_distill as ch
+
+    bag = FinetuneConfig(epochs=30, min_steps=10, max_steps=300, batch=16, lr=1e-2)
+    return ch.DistillChapterConfig(bag_dim=16, bag=bag, **kw)
+
+
+def test_teacher_answers_and_with_text_build_the_students_training_sets():
+    from tlcourse.chapters import ch08_distill as ch
+
+    teacher, data, other = _tiny_bert(seed=1), _toy_data(n=32), _toy_data(n=16, seed=1)
+    for split in (data, other):
+        split[distill.TEACHER] = distill.logits_of(teacher, split)
+    answers = ch.teacher_answers(data)
+    assert torch.equal(answers["labels"], data[distill.TEACHER].argmax(-1))
+    assert torch.equal(data["labels"], _toy_data(n=32)["labels"])          # the split itself is untouched
+    both = ch.with_text({"a": data, "b": other}, ("a", "b"))
+    assert "labels" not in both and len(both["input_ids"]) == 48
+    assert torch.equal(both[distill.TEACHER][32:], other[distill.TEACHER])
+    assert ch.agreement(teacher, data) == 1.0                             # the teacher agrees with itself
+
+
+def test_same_steps_matches_the_step_count_on_more_text():
+    from tlcourse.chapters import ch08_distill as ch
+
+    run = FinetuneConfig(epochs=2.0, min_steps=10, max_steps=10_000, batch=32)
+    matched = ch.same_steps(run, 2000, 6000)
+    assert matched.steps(6000) == run.steps(2000) == 125 and matched.epochs == pytest.approx(2 / 3, rel=0.01)
+    assert ch.same_steps(run, 4000, 10_001).steps(10_001) == run.steps(4000)   # no step lost to rounding
+
+
+def test_student_runs_pairs_seeds_across_conditions_and_learns_from_the_teacher():
+    from tlcourse.chapters import ch08_distill as ch
+
+    teacher, data = _tiny_bert(seed=1), _toy_data(n=128)
+    # a teacher a bag of pieces can follow: its score is the share of low ids in the row
+    low = ((data["input_ids"] < 20) & (data["attention_mask"] == 1)).sum(1) / data["attention_mask"].sum(1)
+    score = 8 * (low - low.median())
+    data[distill.TEACHER] = torch.stack([score, -score], 1)
+    test = {k: v.clone() for k, v in data.items()}
+    cfg = _chapter_cfg(seeds=2)
+    conditions = {
+        "labels": (data, 0.0, cfg.bag),
+        "teacher": (ch.with_text({"d": data}, ("d",)), 1.0, cfg.bag),
+        "no steps": (data, 0.0, dataclasses.replace(cfg.bag, epochs=0.0, min_steps=1)),
+    }
+    runs, kept = ch.student_runs(cfg, teacher, conditions, ch.teacher_answers(test), progress=False)
+    assert len(runs) == 6 and sorted(runs.seed.unique()) == [0, 1]
+    assert set(kept) == set(conditions) and runs.accuracy.between(0, 1).all()
+    assert runs.set_index(["condition", "seed"]).steps.loc["no steps"].eq(1).all()
+    # trained on the teacher's predictions, the student agrees with the teacher far more than
+    # after one step
+    by = runs.groupby("condition").agreement.mean()
+    assert by["teacher"] > by["no steps"] + 0.2, by
+    assert isinstance(kept["teacher"], distill.PieceBag)
+    again, _ = ch.student_runs(cfg, teacher, conditions, ch.teacher_answers(test), progress=False)
+    pd.testing.assert_frame_equal(runs.drop(columns="seconds"), again.drop(columns="seconds"))
+    effects = ch.paired_effects(runs, [("teacher", "no steps")])
+    wide = runs.pivot(index="seed", columns="condition", values="accuracy")
+    assert effects.loc["teacher - no steps", "difference"] == pytest.approx((wide["teacher"] - wide["no steps"]).mean())
+
+
+def test_piece_bag_ignores_padding_and_matches_its_bag_of_words():
+    teacher, data = _tiny_bert(), _toy_data(n=8)
+    bag = distill.bag_student(teacher, dim=8, seed=3)
+    again = distill.bag_student(teacher, dim=8, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(bag.state_dict().values(), again.state_dict().values()))
+    assert bag.bag.head.out_features == teacher.config.num_labels
+    short = {k: v[:, :6] for k, v in data.items() if k in ("input_ids", "attention_mask")}
+    padded = {**short, "input_ids": torch.cat([short["input_ids"], torch.full((8, 3), 7)], 1),
+              "attention_mask": torch.cat([short["attention_mask"], torch.zeros(8, 3, dtype=torch.long)], 1)}
+    with torch.no_grad():
+        # tokens under a zero mask do not count, whatever their ids
+        torch.testing.assert_close(bag(**padded).logits, bag(**short).logits)
+        ids = short["input_ids"][:1]
+        manual = bag.bag.head(F.relu(bag.bag.hidden(bag.bag.embed.weight[ids[0]].mean(0, keepdim=True))))
+        torch.testing.assert_close(bag(input_ids=ids, attention_mask=torch.ones_like(ids)).logits, manual)

@@ -14,7 +14,7 @@ every other layer of its teacher.
 * :func:`distillation_loss` is the loss above (with or without the tau^2 factor);
 * :func:`logits_of` runs a teacher over encoded text once, so that its predictions become the
   training targets of a student (also for text without labels);
-* :func:`layer_subset_student` and :func:`narrow_student` make the two kinds of student;
+* :func:`layer_subset_student`, :func:`narrow_student` and :class:`PieceBag` make the students;
 * :func:`distil` trains a student with the fine-tuning loop of chapter 4 and the loss above;
 * :func:`trim_vocabulary` drops the embedding rows of word pieces a deployment never meets;
 * :func:`throughput` measures sentences per second on the CPU, for the deployment table.
@@ -141,6 +141,33 @@ def narrow_student(
     config.intermediate_size = 4 * hidden
     with seeded(seed):  # the init only: the caller's later draws are its own
         return type(teacher)(config)
+
+
+class PieceBag(torch.nn.Module):
+    """The smallest student: chapter 1's :class:`~tlcourse.bow.BagOfWords` over the teacher's word
+    pieces (mean of piece embeddings -> ReLU layer -> linear), called like a transformers
+    classifier. Tang et al. (2019) distil BERT into such simple networks; with no attention it is
+    orders of magnitude cheaper than the teacher, and it sees no word order."""
+
+    def __init__(self, vocab_size: int, pad_id: int, num_labels: int, dim: int = 64) -> None:
+        super().__init__()
+        from .bow import BagOfWords
+
+        self.pad_id = pad_id
+        self.bag = BagOfWords(vocab_size, pad_id, num_labels, dim, dim)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        ids = input_ids.masked_fill(attention_mask == 0, self.pad_id)  # padding is not averaged
+        return SequenceClassifierOutput(logits=self.bag(ids))
+
+
+def bag_student(teacher: torch.nn.Module, dim: int = 64, seed: int = 0) -> PieceBag:
+    """A :class:`PieceBag` over the teacher's vocabulary and classes, initialised with ``seed``."""
+    config = teacher.config
+    with seeded(seed):
+        return PieceBag(config.vocab_size, config.pad_token_id or 0, config.num_labels, dim)
 
 
 def distil(

@@ -1,21 +1,22 @@
-"""Chapter 8: the experiments — a MiniLM teacher fine-tuned on SST-2, two kinds of student trained
-with hard labels or with distillation, a temperature sweep, the teacher as a labelling function for
-text without labels, and the deployment table.
+"""Chapter 8: the experiments — a MiniLM teacher fine-tuned on AG News (four topics), students
+trained on the labels, on the teacher's answers or on its full distribution (several seeds each),
+the teacher as a labelling function for articles without labels, and the deployment table.
 
 * :class:`DistillChapterConfig` / :data:`CONFIGS`: the chapter's sizes per profile;
-* :func:`splits` gives the labelled, unlabelled, other-domain and dev sentences, encoded once;
+* :func:`splits` gives the labelled, unlabelled and test articles, encoded once;
 * :func:`teacher` fine-tunes (or loads from the cache) the teacher and adds its logits to every
   split;
-* :func:`make_student` builds a student by name; :func:`deployment_table` measures them all.
+* :func:`make_student` builds a student by name; :func:`student_runs` trains one per condition
+  and seed; :func:`deployment_table` measures them all.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
-import datasets
 import numpy as np
 import pandas as pd
 import torch
@@ -23,23 +24,27 @@ import torch
 from .. import data, hub
 from ..distill import (
     TEACHER,
+    bag_student,
+    distil,
     layer_subset_student,
     logits_of,
-    narrow_student,
     remap,
     throughput,
     trim_vocabulary,
 )
 from ..finetune import FinetuneConfig, encode, evaluate, finetune_classifier
-from ..train import parameter_counts, seeded
+from ..train import parameter_counts, progress_bar, seeded
+
+TOPICS = ("World", "Sports", "Business", "Sci/Tech")
 
 
 @dataclass(frozen=True)
 class DistillChapterConfig:
     """Sizes of chapter 8 for one profile."""
 
-    labelled: int = 4000  # SST-2 training sentences with labels (class-balanced subset)
-    unlabelled: int = 8000  # further SST-2 training sentences, their labels dropped
+    labelled: int = 2000  # AG News training articles with labels (class-balanced subset)
+    unlabelled: int = 4000  # further AG News training articles, their labels dropped
+    test: int | None = 1000  # AG News test articles (class-balanced; None: all 7,600)
     teacher: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
             epochs=1.0, min_steps=10, max_steps=10_000, batch=32, lr=1e-4, max_len=64
@@ -51,75 +56,83 @@ class DistillChapterConfig:
             epochs=1.0, min_steps=10, max_steps=10_000, batch=32, lr=1e-4, max_len=64
         )
     )
-    small_hidden: int = 128  # the narrow student, trained from scratch
-    small_layers: int = 2
-    small_heads: int = 2
-    small: FinetuneConfig = field(
+    bag_dim: int = 256  # the bag of word pieces: embedding and hidden width
+    bag: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
-            epochs=3.0, min_steps=10, max_steps=10_000, batch=32, lr=1e-3, max_len=64
+            epochs=10.0, min_steps=10, max_steps=10_000, batch=32, lr=3e-3, max_len=64
         )
     )
-    alpha: float = 0.5
+    seeds: int = 5  # every condition of the bag is trained with this many seeds (paired)
+    alpha: float = 0.5  # the half student's mix of labels and soft targets
     tau: float = 2.0
-    taus: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     throughput_batch: int = 64
 
 
 CONFIGS = {
     "cpu": DistillChapterConfig(),
     "gpu": DistillChapterConfig(
-        labelled=16_000,
-        unlabelled=40_000,
+        labelled=4000,
+        unlabelled=6001,  # the rest of the 10,001 training articles
+        test=None,
         teacher=FinetuneConfig(
-            epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=5e-5, max_len=64
+            epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=5e-5, max_len=128
         ),
+        half=FinetuneConfig(
+            epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=1e-4, max_len=128
+        ),
+        bag=FinetuneConfig(
+            epochs=10.0, min_steps=10, max_steps=10_000, batch=32, lr=3e-3, max_len=128
+        ),
+        seeds=10,
     ),
 }
 
 
 def splits(cfg: DistillChapterConfig, tokenizer) -> dict[str, dict[str, torch.Tensor]]:
-    """Encoded sentences: ``labelled`` (SST-2 train, class-balanced), ``unlabelled`` (other SST-2
-    train sentences, labels kept only to measure agreement, never trained on), ``uci`` (the UCI
-    Amazon, IMDb and Yelp sentences: another domain of reviews) and ``dev`` (SST-2 validation,
-    872)."""
-    sst2 = data.load_sst2()
-    train = sst2["train"]
+    """Encoded AG News articles: ``labelled`` (training articles, class-balanced),
+    ``unlabelled`` (other training articles; their labels are kept only to measure the teacher,
+    never trained on) and ``test`` (the official test split, class-balanced)."""
+    ag = data.load_ag_news()
+    train = ag["train"]
     rows = data.label_budget_indices(np.asarray(train["label"]), [cfg.labelled], seed=0)[
         cfg.labelled
     ]
     rest = np.setdiff1d(np.arange(len(train)), rows)
+    if cfg.unlabelled > len(rest):
+        raise ValueError(
+            f"splits: {cfg.unlabelled} unlabelled articles asked for, but only {len(rest)} "
+            f"training articles are left after the {cfg.labelled} labelled ones."
+        )
     unlabelled = train.select(np.random.default_rng(1).permutation(rest)[: cfg.unlabelled].tolist())
-    uci = datasets.concatenate_datasets(list(data.load_uci_sentiment().values()))
+    test = ag["test"] if cfg.test is None else data.budget_subset(ag["test"], cfg.test, seed=0)
     parts = {
         "labelled": train.select(sorted(rows.tolist())),
         "unlabelled": unlabelled,
-        "uci": uci,
-        "dev": sst2["validation"],
+        "test": test,
     }
     return {
-        name: encode(tokenizer, ds, ["sentence"], cfg.teacher.max_len) for name, ds in parts.items()
+        name: encode(tokenizer, ds, ["text"], cfg.teacher.max_len) for name, ds in parts.items()
     }
 
 
 def teacher(cfg: DistillChapterConfig, encoded: dict, device="cpu") -> tuple[torch.nn.Module, dict]:
-    """MiniLM fine-tuned on the labelled sentences (or loaded from the cache); adds its logits to
+    """MiniLM fine-tuned on the labelled articles (or loaded from the cache); adds its logits to
     every split as column ``teacher_logits``. Returns the model and
     ``{"accuracy", "seconds", "loss"}``."""
-    import time
-
     from transformers import AutoModelForSequenceClassification
 
     def build():
-        return hub.load_model("minilm", AutoModelForSequenceClassification, num_labels=2)
+        return hub.load_model("minilm", AutoModelForSequenceClassification, num_labels=len(TOPICS))
 
     def train(model):
         began = time.perf_counter()
         accuracy, losses = finetune_classifier(
-            model, encoded["labelled"], encoded["dev"], cfg.teacher, seed=0, device=device
+            model, encoded["labelled"], encoded["test"], cfg.teacher, seed=0, device=device
         )
         return {"accuracy": accuracy, "seconds": time.perf_counter() - began, "loss": losses}
 
-    key = {"labelled": cfg.labelled, "finetune": dataclasses.asdict(cfg.teacher)}
+    key = {"task": "ag_news", "labelled": cfg.labelled, "test": cfg.test}
+    key["finetune"] = dataclasses.asdict(cfg.teacher)
     with seeded(0):  # the head's init and the dropout of training, as one stream
         model, meta = hub.cached_module("ch08-teacher", key, build, train, verbose=False)
     model.eval()
@@ -145,55 +158,132 @@ def make_student(
     name: str, cfg: DistillChapterConfig, teacher_model: torch.nn.Module, seed: int = 0
 ) -> torch.nn.Module:
     """``"half"``: the teacher's layers ``cfg.half_layers`` (DistilBERT's initialisation);
-    ``"small"``: a narrow model trained from scratch (``cfg.small_hidden`` wide,
-    ``cfg.small_layers`` deep)."""
+    ``"bag"``: a bag of word pieces trained from scratch (:class:`tlcourse.distill.PieceBag`,
+    ``cfg.bag_dim`` wide, initialised with ``seed``)."""
+    if name == "bag":
+        return bag_student(teacher_model, cfg.bag_dim, seed=seed)
     if name == "half":
         return layer_subset_student(teacher_model, cfg.half_layers)
-    if name == "small":
-        return narrow_student(
-            teacher_model, cfg.small_hidden, cfg.small_layers, cfg.small_heads, seed=seed
-        )
-    raise ValueError(f"make_student: unknown student {name!r}; use 'half' or 'small'.")
+    raise ValueError(f"make_student: unknown student {name!r}; use 'half' or 'bag'.")
+
+
+def teacher_answers(split: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``split`` with its labels replaced by the teacher's arg-max class: what a student learns
+    from the teacher's answers alone, without its probabilities."""
+    return {**split, "labels": split[TEACHER].argmax(-1)}
+
+
+def with_text(encoded: dict, sources: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The splits ``sources`` concatenated, labels dropped (the teacher's logits kept): text for
+    a student trained on the teacher's predictions alone (``alpha = 1``)."""
+    keys = [k for k in encoded[sources[0]] if k != "labels"]
+    return {k: torch.cat([encoded[name][k] for name in sources]) for k in keys}
+
+
+def same_steps(run: FinetuneConfig, n_from: int, n_to: int) -> FinetuneConfig:
+    """``run``'s budget, counted in optimiser steps, for a training set of ``n_to`` rows instead
+    of ``n_from``: fewer passes over more text, the same number of steps."""
+    # half a step of slack, so that rounding cannot lose the last step
+    matched = dataclasses.replace(run, epochs=(run.steps(n_from) + 0.5) * run.batch / n_to)
+    if matched.steps(n_to) != run.steps(n_from):
+        raise ValueError(f"same_steps: cannot match {run.steps(n_from)} steps on {n_to} rows.")
+    return matched
 
 
 def agreement(model: torch.nn.Module, split: dict[str, torch.Tensor]) -> float:
-    """Share of sentences on which ``model`` predicts the teacher's class."""
-    return evaluate(model, {**split, "labels": split[TEACHER].argmax(-1)})
+    """Share of rows on which ``model`` predicts the teacher's class."""
+    return evaluate(model, teacher_answers(split))
+
+
+def student_runs(
+    cfg: DistillChapterConfig,
+    teacher_model: torch.nn.Module,
+    conditions: dict[str, tuple[dict, float, FinetuneConfig]],
+    test: dict[str, torch.Tensor],
+    student: str = "bag",
+    seeds: int | None = None,
+    device="cpu",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, torch.nn.Module]]:
+    """Train a ``student`` (:func:`make_student`) for every condition ``name -> (training split,
+    alpha, budget)`` and every seed in ``range(seeds)`` (default ``cfg.seeds``; seed s initialises
+    the student and orders the batches, the same for every condition: paired runs). Returns one
+    row per run (``condition``, ``seed``, ``accuracy``, ``agreement`` with the teacher,
+    ``seconds``, ``steps``) and each condition's seed-0 student."""
+    rows, kept = [], {}
+    seeds = cfg.seeds if seeds is None else seeds
+    jobs = [(name, seed) for seed in range(seeds) for name in conditions]
+    for name, seed in progress_bar(jobs, desc="students", progress=progress):
+        split, alpha, budget = conditions[name]
+        began = time.perf_counter()
+        with seeded(seed):  # the init and the dropout of training: the run's own stream
+            model = make_student(student, cfg, teacher_model, seed=seed)
+            accuracy, _ = distil(
+                model, split, test, budget, alpha=alpha, tau=cfg.tau, seed=seed, device=device
+            )
+        rows.append(
+            {
+                "condition": name,
+                "seed": seed,
+                "accuracy": accuracy,
+                "agreement": agreement(model, test),
+                "seconds": time.perf_counter() - began,
+                "steps": budget.steps(len(split["input_ids"])),
+            }
+        )
+        if seed == 0:
+            kept[name] = model
+    return pd.DataFrame(rows), kept
+
+
+def paired_effects(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Mean difference in accuracy, ``a - b``, over the seeds both conditions share, with its
+    standard error (the seeds pair the runs: same initialisation, same batches)."""
+    wide = runs.pivot(index="seed", columns="condition", values="accuracy")
+    out = {}
+    for a, b in pairs:
+        d = (wide[a] - wide[b]).to_numpy()
+        out[f"{a} - {b}"] = {"difference": d.mean(), "se": d.std(ddof=1) / np.sqrt(len(d))}
+    return pd.DataFrame(out).T
 
 
 def trimmed(
     student: torch.nn.Module,
     encoded: dict,
     unk_id: int,
-    sources: tuple[str, ...] = ("labelled", "unlabelled", "uci"),
+    sources: tuple[str, ...] = ("labelled", "unlabelled"),
+    min_count: int = 1,
 ) -> tuple[torch.nn.Module, dict]:
-    """A copy of ``student`` keeping only the word pieces that occur in the training text
-    ``sources`` (:func:`tlcourse.distill.trim_vocabulary`), and the dev split re-encoded for it
-    (pieces it never saw become ``[UNK]``)."""
-    keep = torch.cat([encoded[name]["input_ids"].flatten() for name in sources])
+    """A copy of ``student`` keeping only the word pieces that occur at least ``min_count`` times
+    in the training text ``sources`` (:func:`tlcourse.distill.trim_vocabulary`), and the test
+    split re-encoded for it (pieces it does not keep become ``[UNK]``)."""
+    ids = torch.cat([encoded[name]["input_ids"].flatten() for name in sources])
+    counts = torch.bincount(ids)
+    keep = (counts >= min_count).nonzero().flatten()
     model, id_map = trim_vocabulary(copy.deepcopy(student), keep, unk_id)
-    return model, remap(encoded["dev"], id_map)
+    return model, remap(encoded["test"], id_map)
 
 
 def deployment_table(
-    models: dict[str, tuple[torch.nn.Module, dict]], batch: int = 64
+    models: dict[str, tuple[torch.nn.Module, dict]], batch: int = 64, timed_rows: int | None = 512
 ) -> pd.DataFrame:
-    """Per model (``name -> (model, encoded dev data)``): parameters, CPU throughput on the dev
-    sentences (the same batches for all), accuracy, and the shares of the teacher's (the first
-    entry's)."""
+    """Per model (``name -> (model, encoded test data)``): parameters, CPU throughput (rows per
+    second, timed on the first ``timed_rows`` test rows, the same batches for all), accuracy on all
+    test rows, and the shares of the teacher's (the first entry's)."""
     rows = []
-    for name, (model, dev) in models.items():
+    for name, (model, test) in models.items():
+        timed = {k: v[:timed_rows] for k, v in test.items()}
         rows.append(
             {
                 "model": name,
                 "parameters": parameter_counts(model)[1],
-                "sentences/s": throughput(model, dev, batch),
-                "accuracy": evaluate(model, dev),
+                "rows/s": throughput(model, timed, batch),
+                "accuracy": evaluate(model, test),
             }
         )
     table = pd.DataFrame(rows).set_index("model")
     first = table.iloc[0]
     table["params share"] = table.parameters / first.parameters
-    table["speed-up"] = table["sentences/s"] / first["sentences/s"]
+    table["speed-up"] = table["rows/s"] / first["rows/s"]
     table["accuracy share"] = table.accuracy / first.accuracy
     return table

@@ -140,3 +140,30 @@ def pseudo_labels(fn: Callable) -> CheckResult:
         ),
     }
     return compare_to_reference("pseudo_labels", fn, _reference_pseudo, cases, hints)
+
+
+def _reference_dark(teacher_logits, tau):
+    return (1 - F.softmax(teacher_logits / tau, -1).max(-1).values).mean()
+
+
+def dark_knowledge(fn: Callable) -> CheckResult:
+    """Exercise 8.5: ``fn(teacher_logits, tau)``: the mean over rows of the probability that the
+    softened distribution ``softmax(z_T / tau)`` puts on the classes other than its arg-max."""
+    g = torch.Generator().manual_seed(14)
+    cases = [
+        Case((3 * torch.randn(8, 4, generator=g, dtype=torch.float64), 1.0), label="tau = 1"),
+        Case((3 * torch.randn(8, 4, generator=g, dtype=torch.float64), 4.0), label="tau = 4"),
+        Case((3 * torch.randn(6, 2, generator=g, dtype=torch.float64), 2.0), label="two classes"),
+        Case((torch.zeros(3, 5, dtype=torch.float64), 1.0), label="a uniform teacher"),
+    ]
+    hints = {
+        "tau = 1": "1 - (the largest probability of a row), averaged over the rows",
+        "tau = 4": "soften first: the probabilities of logits / tau, then 1 - their maximum",
+        "two classes": "with two classes the mass off the arg-max is the smaller probability",
+        "a uniform teacher": (
+            "a uniform distribution over C classes leaves (C - 1) / C off its arg-max"
+        ),
+    }
+    return compare_to_reference(
+        "dark_knowledge", fn, _reference_dark, cases, hints, rtol=1e-6, atol=1e-10
+    )
