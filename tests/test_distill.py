@@ -256,3 +256,31 @@ def test_piece_bag_ignores_padding_and_matches_its_bag_of_words():
         ids = short["input_ids"][:1]
         manual = bag.bag.head(F.relu(bag.bag.hidden(bag.bag.embed.weight[ids[0]].mean(0, keepdim=True))))
         torch.testing.assert_close(bag(input_ids=ids, attention_mask=torch.ones_like(ids)).logits, manual)
+
+
+def test_piece_bag_with_kept_pieces_shares_one_row_for_the_others():
+    teacher = _tiny_bert()
+    keep = torch.tensor([5, 9, 12])
+    bag = distill.bag_student(teacher, dim=8, seed=0, keep=keep)
+    assert bag.bag.embed.num_embeddings == 5                                # 3 pieces + [PAD] + one shared row
+    ids = torch.tensor([[5, 9, 30, 0], [12, 41, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        rows = bag.id_map[ids]
+        assert rows[0, 2] == rows[1, 1] == 4 and len(set(rows[0, :2].tolist() + [int(rows[1, 0])])) == 3
+        # 30 and 41 are both outside the kept pieces: the same row, so swapping them changes nothing
+        swapped = ids.clone()
+        swapped[0, 2], swapped[1, 1] = 41, 30
+        torch.testing.assert_close(bag(input_ids=swapped, attention_mask=mask).logits,
+                                   bag(input_ids=ids, attention_mask=mask).logits)
+    full = distill.bag_student(teacher, dim=8, seed=0)
+    assert full.bag.embed.num_embeddings == teacher.config.vocab_size and torch.equal(full.id_map, torch.arange(50))
+
+
+def test_training_pieces_counts_only_the_sources():
+    from tlcourse.chapters import ch08_distill as ch
+
+    encoded = {"a": {"input_ids": torch.tensor([[3, 4, 4, 0]])}, "b": {"input_ids": torch.tensor([[7, 3, 0, 0]])},
+               "test": {"input_ids": torch.tensor([[9, 9, 9, 9]])}}
+    assert ch.training_pieces(encoded, ("a", "b")).tolist() == [0, 3, 4, 7]
+    assert ch.training_pieces(encoded, ("a", "b"), min_count=2).tolist() == [0, 3, 4]

@@ -147,27 +147,49 @@ class PieceBag(torch.nn.Module):
     """The smallest student: chapter 1's :class:`~tlcourse.bow.BagOfWords` over the teacher's word
     pieces (mean of piece embeddings -> ReLU layer -> linear), called like a transformers
     classifier. Tang et al. (2019) distil BERT into such simple networks; with no attention it is
-    orders of magnitude cheaper than the teacher, and it sees no word order."""
+    orders of magnitude cheaper than the teacher, and it sees no word order.
 
-    def __init__(self, vocab_size: int, pad_id: int, num_labels: int, dim: int = 64) -> None:
+    With ``keep`` (the teacher's ids of the pieces it will train on) it has a row for each of them
+    and one shared row for every other piece: rows it would never train are not stored, and each
+    optimiser step touches fewer numbers.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        num_labels: int,
+        dim: int = 64,
+        keep: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         from .bow import BagOfWords
 
-        self.pad_id = pad_id
-        self.bag = BagOfWords(vocab_size, pad_id, num_labels, dim, dim)
+        if keep is None:
+            keep = torch.arange(vocab_size)
+        keep = torch.unique(torch.cat([keep.flatten().long(), torch.tensor([pad_id])]))
+        id_map = torch.full((vocab_size,), len(keep), dtype=torch.long)  # the shared row
+        id_map[keep] = torch.arange(len(keep))
+        self.register_buffer("id_map", id_map, persistent=False)
+        self.pad_row = int(id_map[pad_id])
+        rows = len(keep) + int(len(keep) < vocab_size)
+        self.bag = BagOfWords(rows, self.pad_row, num_labels, dim, dim)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         from transformers.modeling_outputs import SequenceClassifierOutput
 
-        ids = input_ids.masked_fill(attention_mask == 0, self.pad_id)  # padding is not averaged
-        return SequenceClassifierOutput(logits=self.bag(ids))
+        rows = self.id_map[input_ids].masked_fill(attention_mask == 0, self.pad_row)
+        return SequenceClassifierOutput(logits=self.bag(rows))  # padding is not averaged
 
 
-def bag_student(teacher: torch.nn.Module, dim: int = 64, seed: int = 0) -> PieceBag:
-    """A :class:`PieceBag` over the teacher's vocabulary and classes, initialised with ``seed``."""
+def bag_student(
+    teacher: torch.nn.Module, dim: int = 64, seed: int = 0, keep: torch.Tensor | None = None
+) -> PieceBag:
+    """A :class:`PieceBag` over the teacher's vocabulary (or its pieces ``keep``) and classes,
+    initialised with ``seed``."""
     config = teacher.config
     with seeded(seed):
-        return PieceBag(config.vocab_size, config.pad_token_id or 0, config.num_labels, dim)
+        return PieceBag(config.vocab_size, config.pad_token_id or 0, config.num_labels, dim, keep)
 
 
 def distil(

@@ -155,13 +155,17 @@ def teacher(cfg: DistillChapterConfig, encoded: dict, device="cpu") -> tuple[tor
 
 
 def make_student(
-    name: str, cfg: DistillChapterConfig, teacher_model: torch.nn.Module, seed: int = 0
+    name: str,
+    cfg: DistillChapterConfig,
+    teacher_model: torch.nn.Module,
+    seed: int = 0,
+    pieces: torch.Tensor | None = None,
 ) -> torch.nn.Module:
     """``"half"``: the teacher's layers ``cfg.half_layers`` (DistilBERT's initialisation);
     ``"bag"``: a bag of word pieces trained from scratch (:class:`tlcourse.distill.PieceBag`,
-    ``cfg.bag_dim`` wide, initialised with ``seed``)."""
+    ``cfg.bag_dim`` wide, initialised with ``seed``, with rows for the word pieces ``pieces``)."""
     if name == "bag":
-        return bag_student(teacher_model, cfg.bag_dim, seed=seed)
+        return bag_student(teacher_model, cfg.bag_dim, seed=seed, keep=pieces)
     if name == "half":
         return layer_subset_student(teacher_model, cfg.half_layers)
     raise ValueError(f"make_student: unknown student {name!r}; use 'half' or 'bag'.")
@@ -202,6 +206,7 @@ def student_runs(
     test: dict[str, torch.Tensor],
     student: str = "bag",
     seeds: int | None = None,
+    pieces: torch.Tensor | None = None,
     device="cpu",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, torch.nn.Module]]:
@@ -209,7 +214,8 @@ def student_runs(
     alpha, budget)`` and every seed in ``range(seeds)`` (default ``cfg.seeds``; seed s initialises
     the student and orders the batches, the same for every condition: paired runs). Returns one
     row per run (``condition``, ``seed``, ``accuracy``, ``agreement`` with the teacher,
-    ``seconds``, ``steps``) and each condition's seed-0 student."""
+    ``seconds``, ``steps``) and each condition's seed-0 student. ``pieces`` goes to
+    :func:`make_student`."""
     rows, kept = [], {}
     seeds = cfg.seeds if seeds is None else seeds
     jobs = [(name, seed) for seed in range(seeds) for name in conditions]
@@ -217,7 +223,7 @@ def student_runs(
         split, alpha, budget = conditions[name]
         began = time.perf_counter()
         with seeded(seed):  # the init and the dropout of training: the run's own stream
-            model = make_student(student, cfg, teacher_model, seed=seed)
+            model = make_student(student, cfg, teacher_model, seed=seed, pieces=pieces)
             accuracy, _ = distil(
                 model, split, test, budget, alpha=alpha, tau=cfg.tau, seed=seed, device=device
             )
@@ -247,6 +253,15 @@ def paired_effects(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataF
     return pd.DataFrame(out).T
 
 
+def training_pieces(
+    encoded: dict, sources: tuple[str, ...] = ("labelled", "unlabelled"), min_count: int = 1
+) -> torch.Tensor:
+    """The ids of the word pieces that occur at least ``min_count`` times in the splits
+    ``sources`` (the chapter's training text; the test split is not looked at)."""
+    counts = torch.bincount(torch.cat([encoded[name]["input_ids"].flatten() for name in sources]))
+    return (counts >= min_count).nonzero().flatten()
+
+
 def trimmed(
     student: torch.nn.Module,
     encoded: dict,
@@ -257,9 +272,7 @@ def trimmed(
     """A copy of ``student`` keeping only the word pieces that occur at least ``min_count`` times
     in the training text ``sources`` (:func:`tlcourse.distill.trim_vocabulary`), and the test
     split re-encoded for it (pieces it does not keep become ``[UNK]``)."""
-    ids = torch.cat([encoded[name]["input_ids"].flatten() for name in sources])
-    counts = torch.bincount(ids)
-    keep = (counts >= min_count).nonzero().flatten()
+    keep = training_pieces(encoded, sources, min_count)
     model, id_map = trim_vocabulary(copy.deepcopy(student), keep, unk_id)
     return model, remap(encoded["test"], id_map)
 
