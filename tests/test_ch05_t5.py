@@ -1,10 +1,10 @@
 """tlcourse.chapters.ch05_t5's protocol on a toy corpus and a one-layer T5: what span_pretrained caches
-and reloads, and what mixing_runs returns per run and task. (The methods' tests: test_t5.py.)"""
-import copy
+and reloads, and what mixing_runs returns per run, seed and task. (The methods' tests: test_t5.py.)"""
 import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from toy_t5 import TEXTS, TINY, rte_rows, sst2_rows, t5_tokenizer  # noqa: F401 (t5_tokenizer: a fixture)
 
@@ -52,40 +52,55 @@ def _splits(tok):
 
 def test_mixing_runs_rows_examples_and_what_each_run_learns(t5_tokenizer):  # noqa: F811
     train, test = _splits(t5_tokenizer)
-    base = ch.tiny_t5(dataclasses.replace(TINY, dropout=0.0), t5_tokenizer)
-    strategies = {"equal": t5.mixing_rates({n: len(s) for n, s in train.items()}, "equal"),
-                  "proportional": t5.mixing_rates({n: len(s) for n, s in train.items()}, "proportional")}
+    sizes = {n: len(s) for n, s in train.items()}
+    runs = {"equal": t5.mixing_rates(sizes, "equal"), "proportional": t5.mixing_rates(sizes, "proportional"),
+            "sst2 alone": {"sst2": 1.0}}
     cfg = t5_train.MixConfig(steps=120, batch=8, lr=1e-2, warmup=0.1, seed=0)
+    built = []
+
+    def build(seed):
+        built.append(seed)
+        return ch.tiny_t5(dataclasses.replace(TINY, dropout=0.0), t5_tokenizer, seed=seed)
+
     before = torch.get_rng_state()
-    table, histories = ch.mixing_runs(lambda: copy.deepcopy(base), t5_tokenizer, train, test, strategies, cfg,
-                                      progress=False)
+    table, histories = ch.mixing_runs(build, t5_tokenizer, train, test, runs, cfg, seeds=2, progress=False)
     assert torch.equal(torch.get_rng_state(), before)
-    runs = ["equal", "proportional", "sst2 alone", "rte alone"]
-    assert list(histories) == runs and isinstance(table, pd.DataFrame)
-    # one row per run and task it trained on
-    assert [(r.run, r.task) for r in table.itertuples()] == [
-        ("equal", "sst2"), ("equal", "rte"), ("proportional", "sst2"), ("proportional", "rte"),
-        ("sst2 alone", "sst2"), ("rte alone", "rte")]
-    assert set(table.columns) >= {"run", "task", "rate", "examples", "train loss", "rank", "generate", "invalid",
-                                  "majority", "seconds"}
+    assert built == [0, 1, 0, 1, 0, 1]  # a fresh model per run and seed, initialised by the seed
+    assert list(histories) == [(r, s) for r in runs for s in (0, 1)] and isinstance(table, pd.DataFrame)
+    # one row per run, seed and task it trained on
+    assert [(r.run, r.seed, r.task) for r in table.itertuples()] == [
+        ("equal", 0, "sst2"), ("equal", 0, "rte"), ("equal", 1, "sst2"), ("equal", 1, "rte"),
+        ("proportional", 0, "sst2"), ("proportional", 0, "rte"), ("proportional", 1, "sst2"),
+        ("proportional", 1, "rte"), ("sst2 alone", 0, "sst2"), ("sst2 alone", 1, "sst2")]
+    assert set(table.columns) >= {"run", "seed", "task", "rate", "examples", "train loss", "rank", "generate",
+                                  "invalid", "label nll", "top answer", "constant answer", "seconds"}
     for r in table.itertuples():
-        assert r.rate == (strategies[r.run][r.task] if r.run in strategies else 1.0)
-    # a mixture's runs see steps x batch examples in all; a task alone, its share of the equal mixture
-    for run in strategies:
-        assert table[table.run == run].examples.sum() == cfg.steps * cfg.batch
-        assert len(histories[run].loss) == cfg.steps
-    for task in train:
-        assert table.query("run == @task + ' alone'").examples.item() == cfg.steps // len(train) * cfg.batch
-        assert len(histories[f"{task} alone"].loss) == cfg.steps // len(train)
-    for column in ("rank", "generate", "invalid", "majority"):
-        assert table[column].between(0, 1).all(), column
-    # rte is constant (always "entailment"): its majority answer is right every time, and every run
-    # that trained on it gives that answer; sst2 ("fine" / "dull") is learned in the mixtures
-    assert (table[table.task == "rte"].majority == 1.0).all()
-    assert (table[table.task == "rte"]["rank"] == 1.0).all(), table
-    assert (table[table.task == "sst2"].majority == 0.5).all()
-    assert (table.query("task == 'sst2' and run in @strategies")["rank"] == 1.0).all(), table
+        assert r.rate == runs[r.run][r.task]
+    # every run sees steps x batch examples in all, whatever its tasks; the seed changes the draws
+    for (run, seed), history in histories.items():
+        assert table.query("run == @run and seed == @seed").examples.sum() == cfg.steps * cfg.batch
+        assert len(history.loss) == cfg.steps
+    assert histories["equal", 0].loss != histories["equal", 1].loss
+    # generation is scored for the first seed only
+    assert table[table.seed == 0][["generate", "invalid"]].notna().all().all()
+    assert table[table.seed == 1][["generate", "invalid"]].isna().all().all()
+    for column in ("rank", "generate", "invalid", "top answer", "constant answer"):
+        assert table[column].dropna().between(0, 1).all(), column
+    # rte is constant (always "entailment"): the constant answer is right every time, and every run
+    # gives it (top answer 1); sst2 ("fine" / "dull", half each) is learned by every run
+    rte = table[table.task == "rte"]
+    assert (rte["constant answer"] == 1.0).all() and (rte["rank"] == 1.0).all() and (rte["top answer"] == 1).all()
+    sst2 = table[table.task == "sst2"]
+    assert (sst2["constant answer"] == 0.5).all() and (sst2["rank"] == 1.0).all(), table
+    assert (sst2["top answer"] == 0.5).all()
     # the same protocol twice gives the same numbers (only the timings differ)
-    again, _ = ch.mixing_runs(lambda: copy.deepcopy(base), t5_tokenizer, train, test, strategies, cfg,
-                              progress=False)
+    again, _ = ch.mixing_runs(build, t5_tokenizer, train, test, runs, cfg, seeds=2, progress=False)
     pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))
+
+
+def test_rates_of_the_chapter_runs():
+    rates = ch.T5ChapterConfig().rates({"reviews": 50, "sst2": 4000, "ag_news": 1600})
+    assert rates["reviews alone"] == {"reviews": 1.0}
+    assert rates["+ SST-2, equal"] == {"reviews": 0.5, "sst2": 0.5}
+    assert rates["+ SST-2, proportional"] == pytest.approx({"reviews": 50 / 4050, "sst2": 4000 / 4050})
+    assert rates["+ AG News, equal"] == {"reviews": 0.5, "ag_news": 0.5}

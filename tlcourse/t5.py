@@ -51,6 +51,8 @@ TASKS = {
     "sst2": TextTask("sst2", "sst2", ("sentence",), ("negative", "positive")),
     "rte": TextTask("rte", "rte", ("sentence1", "sentence2"), ("entailment", "not_entailment")),
     "ag_news": TextTask("ag_news", "topic", ("text",), ("world", "sports", "business", "science")),
+    # UCI Yelp review sentences: sentiment like SST-2, with its own prefix
+    "reviews": TextTask("reviews", "review", ("sentence",), ("negative", "positive")),
 }
 
 

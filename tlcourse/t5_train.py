@@ -345,12 +345,16 @@ def generate_labels(
 def evaluate(
     model, tokenizer, split: TextSplit, device="cpu", generate: bool = True
 ) -> dict[str, float]:
-    """Rank-classification accuracy, generation accuracy and invalid share, and the mean negative
-    log-likelihood of the correct label string (nats)."""
+    """Rank-classification accuracy, generation accuracy and invalid share, the mean negative
+    log-likelihood of the correct label string (nats), and the share of inputs given the most
+    common answer."""
     logliks = label_logliks(model, tokenizer, split, device=device)
+    answers = logliks.argmax(-1)
     out = {
-        "rank": (logliks.argmax(-1) == split.labels).float().mean().item(),
+        "rank": (answers == split.labels).float().mean().item(),
         "label nll": -logliks.gather(1, split.labels[:, None]).mean().item(),
+        # near 1: (almost) every input gets the same answer, the task has collapsed
+        "top answer": torch.bincount(answers).max().item() / len(answers),
     }
     if generate:
         predictions, _ = generate_labels(model, tokenizer, split, device=device)
@@ -359,9 +363,9 @@ def evaluate(
     return out
 
 
-def majority(train: TextSplit, test: TextSplit) -> float:
-    """Accuracy of always answering the training split's most frequent label."""
-    return (test.labels == torch.bincount(train.labels).argmax()).float().mean().item()
+def constant_answer(test: TextSplit) -> float:
+    """Accuracy of the best constant answer: always giving the test split's most frequent label."""
+    return torch.bincount(test.labels).max().item() / len(test)
 
 
 def mean_loss(history: History, task: str) -> float:
