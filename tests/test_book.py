@@ -112,6 +112,42 @@ def test_the_section_rule_catches_an_unchecked_result():
     assert _unchecked_sections(plotted) == ["Plot"]
 
 
+_CPU_ONLY = re.compile(r'if run\.profile == "cpu":(?![^\n]*\n(?:    [^\n]*\n)*else:)|run\.profile != "cpu" or ')
+
+
+def _unqualified_cpu_claims(nb) -> list[str]:
+    """Code cells with a claim asserted only in the cpu profile (an ``if run.profile == "cpu":``
+    without ``else``, or ``assert run.profile != "cpu" or ...``) whose neighbouring prose (the
+    markdown just before and just after) never says that it is a `cpu` profile finding."""
+    cells, out = nb.cells, []
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code" or not _CPU_ONLY.search(cell.source):
+            continue
+        before = next((c.source for c in reversed(cells[:i]) if c.cell_type == "markdown"), "")
+        after = next((c.source for c in cells[i + 1:] if c.cell_type == "markdown"), "")
+        if "`cpu` profile" not in before + after:
+            out.append(cell.source.splitlines()[0])
+    return out
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_claims_checked_in_one_profile_say_so_in_the_prose(md):
+    assert not _unqualified_cpu_claims(jupytext.read(md))
+
+
+def test_the_profile_rule_catches_an_unqualified_claim():
+    def nb(prose, code):
+        return jupytext.reads(f"{prose}\n\n```{{code-cell}} ipython3\n{code}\n```\n\nMore text.\n",
+                              fmt="md:myst")
+
+    guarded = 'x = 1\nif run.profile == "cpu":\n    assert x == 1'
+    assert _unqualified_cpu_claims(nb("In the `cpu` profile x is one.", guarded)) == []
+    assert _unqualified_cpu_claims(nb("x is one.", guarded)) == ["x = 1"]
+    assert _unqualified_cpu_claims(nb("x is one.", 'assert run.profile != "cpu" or x == 1')) != []
+    both = 'x = 1\nif run.profile == "cpu":\n    assert x == 1\nelse:\n    assert x == 2'
+    assert _unqualified_cpu_claims(nb("x is one.", both)) == []   # each profile checks its own claim
+
+
 def _names(source: str) -> tuple[set[str], set[str]]:
     """(names a cell defines, names it reads) — magics and shell lines are skipped."""
     import ast
