@@ -10,6 +10,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from tlcourse import distill
 from tlcourse.finetune import FinetuneConfig
+from tlcourse.train import seeded
 
 
 def _logits(seed, n=6, c=4, spread=3.0):
@@ -158,6 +159,52 @@ def test_distil_learns_the_teachers_function_without_labels():
         distill.distil(student, unlabelled, agreement, cfg, alpha=0.5, tau=2.0)
     with pytest.raises(ValueError, match="no 'teacher_logits' column"):
         distill.distil(student, {k: v for k, v in data.items() if k != distill.TEACHER}, agreement, cfg, alpha=0.5, tau=2.0)
+
+
+def test_hidden_cosine_loss_is_one_minus_cosine_over_the_real_tokens():
+    g = torch.Generator().manual_seed(0)
+    h_s, h_t = torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    real = [(0, 0), (0, 1), (1, 0)]
+    expected = sum(1 - F.cosine_similarity(h_s[i, j], h_t[i, j], dim=0) for i, j in real) / 3
+    torch.testing.assert_close(distill.hidden_cosine_loss(h_s, h_t, mask), expected)
+    moved = h_s.clone()
+    moved[mask == 0] = 100.0                                   # padding does not count
+    torch.testing.assert_close(distill.hidden_cosine_loss(moved, h_t, mask), expected)
+    assert distill.hidden_cosine_loss(3 * h_t, h_t, mask).abs() < 1e-6   # direction only, not length
+    with pytest.raises(ValueError, match="same shape"):
+        distill.hidden_cosine_loss(h_s[:, :, :4], h_t, mask)
+
+
+def test_distil_with_the_cosine_loss_pulls_the_students_states_to_the_teachers():
+    from tlcourse.distill import _encoder
+
+    teacher, data = _tiny_bert(layers=4, seed=1), _toy_data(n=64)
+    data[distill.TEACHER] = distill.logits_of(teacher, data)
+    cfg = FinetuneConfig(epochs=10, min_steps=10, max_steps=40, batch=16, lr=3e-3)
+    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
+
+    def states(model):
+        with torch.no_grad():
+            return _encoder(model.eval())(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).last_hidden_state
+
+    def gap(student):
+        return distill.hidden_cosine_loss(states(student), states(teacher), data["attention_mask"]).item()
+
+    runs = {}
+    for cosine in (0.0, 5.0):
+        student = distill.layer_subset_student(_tiny_bert(layers=4, seed=2), keep=(0, 2))  # not the teacher's
+        before = gap(student)
+        with seeded(0):  # the same dropout in both runs
+            _, losses = distill.distil(student, data, data, cfg, alpha=0.5, tau=2.0, teacher=teacher, cosine=cosine)
+        runs[cosine] = (before, gap(student), losses)
+        assert not _encoder(student)._forward_hooks                  # the hook is gone after training
+    assert runs[0.0][0] == runs[5.0][0] > 0.5                      # the same start; the first loss adds the gap
+    assert runs[5.0][2][0] > runs[0.0][2][0] + 2 * runs[0.0][0], runs
+    assert runs[5.0][1] < 0.5 * runs[5.0][0] and runs[5.0][1] < runs[0.0][1], runs
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in frozen.items())   # the teacher is not trained
+    with pytest.raises(ValueError, match="pass teacher="):
+        distill.distil(student, data, data, cfg, alpha=0.5, tau=2.0, cosine=1.0)
 
 
 def test_trimmed_vocabulary_computes_the_same_function_on_kept_pieces():

@@ -9,13 +9,14 @@ where z_T and z_S are the teacher's and the student's logits and tau a temperatu
 distributions, so that the small probabilities the teacher gives to wrong classes ("dark knowledge")
 carry gradient. The tau^2 factor keeps the soft term's gradients, which scale as 1 / tau^2,
 comparable across temperatures. DistilBERT (Sanh et al. 2019) initialises a half-depth student from
-every other layer of its teacher.
+every other layer of its teacher, and adds a cosine loss between the two models' hidden states.
 
 * :func:`distillation_loss` is the loss above (with or without the tau^2 factor);
+  :func:`hidden_cosine_loss` is DistilBERT's cosine loss;
 * :func:`logits_of` runs a teacher over encoded text once, so that its predictions become the
   training targets of a student (also for text without labels);
 * :func:`layer_subset_student`, :func:`narrow_student` and :class:`PieceBag` make the students;
-* :func:`distil` trains a student with the fine-tuning loop of chapter 4 and the loss above;
+* :func:`distil` trains a student with the fine-tuning loop of chapter 4 and the losses above;
 * :func:`trim_vocabulary` drops the embedding rows of word pieces a deployment never meets;
 * :func:`throughput` measures sentences per second on the CPU, for the deployment table.
 """
@@ -75,6 +76,22 @@ def distillation_loss(
             )
         return soft
     return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * soft
+
+
+def hidden_cosine_loss(
+    student_states: torch.Tensor, teacher_states: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """DistilBERT's cosine loss (Sanh et al. 2019, section 2): ``1 - cos(h_S, h_T)`` between the
+    student's and the teacher's last hidden states, averaged over the real tokens of the batch
+    (``mask`` = 1). It aligns the *directions* of the two models' states, which needs the same
+    width."""
+    if student_states.shape != teacher_states.shape:
+        raise ValueError(
+            f"hidden_cosine_loss: student states {tuple(student_states.shape)} and teacher states "
+            f"{tuple(teacher_states.shape)} must have the same shape (batch, length, hidden)."
+        )
+    keep = mask.bool()
+    return (1 - F.cosine_similarity(student_states[keep], teacher_states[keep], dim=-1)).mean()
 
 
 @torch.no_grad()
@@ -202,11 +219,15 @@ def distil(
     scale: bool = True,
     seed: int = 0,
     device="cpu",
+    teacher: torch.nn.Module | None = None,
+    cosine: float = 0.0,
 ) -> tuple[float, list[float]]:
     """Train ``student`` on encoded ``train``, which holds the teacher's logits in column
     ``teacher_logits`` (and ``labels`` unless ``alpha == 1``), with :func:`distillation_loss`;
-    ``alpha = 0`` is plain fine-tuning on the labels. Returns the test accuracy and the training
-    losses."""
+    ``alpha = 0`` is plain fine-tuning on the labels. With ``cosine > 0`` the loss adds
+    ``cosine`` x :func:`hidden_cosine_loss` between the student's last hidden states and those of
+    ``teacher`` (run on every batch, in eval mode), as DistilBERT's third loss. Returns the test
+    accuracy and the training losses."""
     if alpha > 0 and TEACHER not in train:
         raise ValueError(
             f"distil: the training data has no {TEACHER!r} column; "
@@ -214,15 +235,36 @@ def distil(
         )
     if alpha < 1 and "labels" not in train:
         raise ValueError("distil: this data has no labels; distil on unlabelled text with alpha=1.")
+    if cosine > 0 and teacher is None:
+        raise ValueError("distil: the cosine loss needs the teacher's states; pass teacher=.")
+    states = {}
+    if cosine > 0:  # the student's last hidden states, as its forward pass computes them
+        teacher.to(device).eval()
+        hook = _encoder(student).register_forward_hook(
+            lambda module, args, out: states.__setitem__("student", out.last_hidden_state)
+        )
 
     def loss(logits, batch):
         if alpha == 0:
-            return F.cross_entropy(logits, batch["labels"])
-        return distillation_loss(
-            logits, batch[TEACHER], batch.get("labels") if alpha < 1 else None, alpha, tau, scale
-        )
+            value = F.cross_entropy(logits, batch["labels"])
+        else:
+            labels = batch.get("labels") if alpha < 1 else None
+            value = distillation_loss(logits, batch[TEACHER], labels, alpha, tau, scale)
+        if cosine > 0:
+            inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+            with torch.no_grad():
+                target = _encoder(teacher)(**inputs).last_hidden_state
+            value = value + cosine * hidden_cosine_loss(
+                states["student"], target, batch["attention_mask"]
+            )
+        return value
 
-    return finetune_classifier(student, train, test, cfg, seed, device, loss_fn=loss)
+    try:
+        return finetune_classifier(student, train, test, cfg, seed, device, loss_fn=loss)
+    finally:
+        if cosine > 0:
+            hook.remove()
+            teacher.cpu()
 
 
 @torch.no_grad()

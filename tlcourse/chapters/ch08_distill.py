@@ -64,6 +64,7 @@ class DistillChapterConfig:
     )
     seeds: int = 5  # every condition of the bag is trained with this many seeds (paired)
     alpha: float = 0.5  # the half student's mix of labels and soft targets
+    cosine: float = 1.0  # the half student's weight of DistilBERT's cosine loss on hidden states
     tau: float = 2.0
     throughput_batch: int = 64
 
