@@ -30,6 +30,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .bow import BagOfWords
 from .finetune import MODEL_INPUTS, FinetuneConfig, trim_padding, finetune_classifier
 from .train import seeded
 
@@ -180,8 +181,6 @@ class PieceBag(torch.nn.Module):
         keep: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        from .bow import BagOfWords
-
         if keep is None:
             keep = torch.arange(vocab_size)
         keep = torch.unique(torch.cat([keep.flatten().long(), torch.tensor([pad_id])]))

@@ -90,15 +90,27 @@ def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paired_effect(
-    runs: pd.DataFrame, better: str, than: str, by: str = "sentences", value: str = "accuracy"
+    runs: pd.DataFrame,
+    better: str,
+    than: str,
+    by: str | None = "sentences",
+    value: str = "accuracy",
+    column: str = "start",
 ) -> pd.DataFrame:
-    """How far start ``better`` is ahead of start ``than`` at each value of ``by``, seed by seed.
+    """How far ``better`` is ahead of ``than`` (two values of ``column``: starts, conditions, ...)
+    at each value of ``by``, seed by seed.
 
-    The two starts trained on the same data at each seed, so the comparison is paired: per seed
-    the difference ``d_s``; the table gives both means, the mean difference, its standard error
-    ``sd(d_s) / sqrt(n)`` over the ``n`` seeds, and their ratio ``z``.
+    The two trained on the same data at each seed, so the comparison is paired: per seed the
+    difference ``d_s``; the table gives both means, the mean difference, its standard error
+    ``sd(d_s) / sqrt(n)`` over the ``n`` seeds, and their ratio ``z``. With ``by=None`` there is
+    one row, named ``"better - than"``.
     """
-    wide = runs.pivot_table(index=[by, "seed"], columns="start", values=value)
+    wide = runs.pivot_table(index=[by, "seed"] if by else "seed", columns=column, values=value)
+    if by is None:
+        by = "pair"
+        wide.index = pd.MultiIndex.from_product(
+            [[f"{better} - {than}"], wide.index], names=[by, "seed"]
+        )
     diff = (wide[better] - wide[than]).groupby(level=by)
     table = pd.DataFrame(
         {

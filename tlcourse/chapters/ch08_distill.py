@@ -34,6 +34,7 @@ from ..distill import (
 )
 from ..finetune import FinetuneConfig, encode, evaluate, finetune_classifier
 from ..train import parameter_counts, progress_bar, seeded
+from ..viz import paired_effect
 
 TOPICS = ("World", "Sports", "Business", "Sci/Tech")
 
@@ -245,13 +246,10 @@ def student_runs(
 
 def paired_effects(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     """Mean difference in accuracy, ``a - b``, over the seeds both conditions share, with its
-    standard error (the seeds pair the runs: same initialisation, same batches)."""
-    wide = runs.pivot(index="seed", columns="condition", values="accuracy")
-    out = {}
-    for a, b in pairs:
-        d = (wide[a] - wide[b]).to_numpy()
-        out[f"{a} - {b}"] = {"difference": d.mean(), "se": d.std(ddof=1) / np.sqrt(len(d))}
-    return pd.DataFrame(out).T
+    standard error (the seeds pair the runs: same initialisation, same batches): one row of
+    :func:`tlcourse.viz.paired_effect` per pair."""
+    rows = [paired_effect(runs, a, b, by=None, column="condition") for a, b in pairs]
+    return pd.concat(rows)[["difference", "SE"]]
 
 
 def training_pieces(
