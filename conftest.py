@@ -3,7 +3,7 @@
 * Every Python subprocess (notebook kernels included) gets ``tests/netguard`` on its path, whose
   ``sitecustomize`` refuses non-loopback connections, UDP datagrams and name resolution with an
   error that is not an ``OSError``; the pytest process loads the same guard here (and pytest-socket's
-  ``--allow-hosts`` in the Makefile on top).
+  ``--allow-hosts``, in pyproject.toml's pytest options, on top).
 * Offline switches for the Hugging Face libraries, forced on (a user's ``HF_HUB_OFFLINE=0`` must not
   let a test download), and ``TLCOURSE_DATA`` defaulting to the course's ``../shared/data`` beside
   the repository when it is not set.

@@ -116,6 +116,61 @@ def test_a_change_to_the_code_that_computed_an_artefact_misses_the_cache(tmp_pat
     assert calls == ["zeros", "ones", "zeros"]
 
 
+def _helper_v1():
+    return 1
+
+
+def _helper_v2():
+    return 2
+
+
+def test_the_digest_follows_helpers_defaults_closures_and_constants(monkeypatch):
+    """What a training function defined in a book cell computes with, besides its own code."""
+    def train():
+        return {"x": torch.full((2,), _helper())}, {}
+
+    monkeypatch.setitem(globals(), "_helper", _helper_v1)
+    before = hub.function_digest(train)
+    assert hub.function_digest(train) == before                      # stable
+    monkeypatch.setitem(globals(), "_helper", _helper_v2)              # the helper it calls is edited
+    assert hub.function_digest(train) != before
+
+    def scaled(x, factor=2.0):
+        return x * factor
+
+    def scaled_more(x, factor=3.0):
+        return x * factor
+
+    assert scaled.__code__.co_code == scaled_more.__code__.co_code   # same bytecode, another default
+    assert hub.function_digest(scaled) != hub.function_digest(scaled_more)
+
+    def make(lr):
+        def fit():
+            return lr
+        return fit
+
+    assert hub.function_digest(make(1e-3)) != hub.function_digest(make(2e-3))   # a captured value
+    assert hub.function_digest(make(1e-3)) == hub.function_digest(make(1e-3))
+
+    def uses_constant():
+        return STEPS
+
+    monkeypatch.setitem(globals(), "STEPS", 10)
+    ten = hub.function_digest(uses_constant)
+    monkeypatch.setitem(globals(), "STEPS", 20)                       # a module-level constant it reads
+    assert hub.function_digest(uses_constant) != ten
+
+
+def test_library_versions_are_part_of_the_key(monkeypatch):
+    key = hub.code_key()
+    assert {"torch", "transformers", "tokenizers", "gensim"} <= set(key)
+    real = hub._version
+    for library in ("transformers", "gensim"):
+        monkeypatch.setattr(hub, "_version", lambda p, lib=library: "0.0-other" if p == lib else real(p))
+        assert hub.code_key()[library] == "0.0-other" and hub.code_key() != key
+        monkeypatch.setattr(hub, "_version", real)
+
+
 def test_package_digest_follows_training_code_but_not_the_checks(tmp_path):
     root = tmp_path / "pkg"
     (root / "checks").mkdir(parents=True)

@@ -39,9 +39,11 @@ def test_dns_and_udp_are_blocked_and_the_error_is_loud():
         "socket.getaddrinfo('localhost', 80)\n"  # local names still resolve
         "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0))\n"
         "u.sendto(b'x', u.getsockname())\n"  # a datagram to loopback is fine
+        "u.sendmsg([b'x'], [], 0, u.getsockname())\n"  # sendmsg to loopback too
         "for attempt in (lambda: socket.getaddrinfo('huggingface.co', 443),\n"
         "                lambda: socket.gethostbyname('pypi.org'),\n"
-        "                lambda: u.sendto(b'x', ('192.0.2.1', 53))):\n"
+        "                lambda: u.sendto(b'x', ('192.0.2.1', 53)),\n"
+        "                lambda: u.sendmsg([b'x'], [], 0, ('192.0.2.1', 123))):\n"
         "    try:\n"
         "        attempt()\n"
         "    except NetworkBlockedError as exc:\n"
@@ -49,8 +51,8 @@ def test_dns_and_udp_are_blocked_and_the_error_is_loud():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("blocked:") == 3 and "resolve 'huggingface.co'" in done.stdout
-    assert "send a datagram to 192.0.2.1:53" in done.stdout
+    assert done.stdout.count("blocked:") == 4 and "resolve 'huggingface.co'" in done.stdout
+    assert "send a datagram to 192.0.2.1:53" in done.stdout and "send a datagram to 192.0.2.1:123" in done.stdout
 
 
 def test_a_notebook_kernel_is_guarded(tmp_path):
@@ -73,3 +75,21 @@ def test_the_pytest_process_cannot_resolve_names():
     with pytest.raises(Exception, match="blocked") as info:
         socket.getaddrinfo("huggingface.co", 443)
     assert not isinstance(info.value, OSError)
+
+
+def test_the_offline_switches_are_forced_even_when_the_user_turned_them_off():
+    """conftest.py assigns HF_HUB_OFFLINE / HF_DATASETS_OFFLINE (a setdefault would keep a user's 0,
+    and the Hugging Face libraries would then try to download)."""
+    from pathlib import Path
+
+    conftest = Path(__file__).resolve().parents[1] / "conftest.py"
+    code = (
+        "import importlib.util, os\n"
+        f"spec = importlib.util.spec_from_file_location('repo_conftest', {str(conftest)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(os.environ['HF_HUB_OFFLINE'], os.environ['HF_DATASETS_OFFLINE'])\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]

@@ -58,6 +58,9 @@ def test_make_runs_the_book_in_strict_mode():
     assert "TLCOURSE_STRICT_CHECKS=1" in recipe("book"), (
         "make book must run the chapters in strict mode"
     )
+    assert "TLCOURSE_STRICT_CHECKS=1 $(BIN)jupyter-book build" in recipe("book-check"), (
+        "the strict book build must run in strict mode (should it execute a chapter nbval left out)"
+    )
     assert "TLCOURSE_STRICT_CHECKS" not in recipe("student-check"), "students' stubs must not raise"
 
 

@@ -166,6 +166,8 @@ def test_frozen_states_give_the_same_scores_as_ids(tiny_t5):
     answers = t5_train.label_logliks(model, tok, by_states).argmax(-1)
     assert ev["top answer"] == max((answers == c).sum().item() for c in (0, 1)) / 3
     assert t5_train.constant_answer(by_states) == 2 / 3  # two of three are label 1
+    assert ev["invalid"] == pytest.approx((b == t5.INVALID).float().mean().item())   # from the generated text
+    assert ev["generate"] == pytest.approx((b == by_ids.labels).float().mean().item())
 
 
 def test_scores_count_invalid_as_wrong():

@@ -188,23 +188,49 @@ def _const(value: Any) -> str:
     return repr(value)
 
 
-def function_digest(fn: Callable) -> str:
-    """A digest of ``fn``'s bytecode, constants and names, nested functions included: it changes
-    when the function's code does (e.g. a training function defined in a book cell)."""
+def function_digest(fn: Callable, _seen: set | None = None) -> str:
+    """A digest of what ``fn`` computes with: its bytecode, constants and names (nested functions
+    included), its default arguments, the values its closure captures, and the functions and
+    simple constants of its own module that it calls or reads by name — so it changes when a
+    training function defined in a book cell, or a helper of that cell, is edited."""
     code = getattr(fn, "__code__", None)
     if code is None:  # a builtin or a callable object: its type is what we can name
         return f"{type(fn).__module__}.{type(fn).__qualname__}"
+    seen = set() if _seen is None else _seen
+    seen.add(id(fn))
     digest = hashlib.sha256()
+    names: list[str] = []
 
     def walk(c) -> None:
         digest.update(c.co_code + repr(c.co_names).encode())
+        names.extend(c.co_names)
         for k in c.co_consts:
             if hasattr(k, "co_code"):
                 walk(k)
             else:
                 digest.update(_const(k).encode())
 
+    def value(v) -> str:
+        if callable(v) and hasattr(v, "__code__"):
+            return "fn:" + ("<recursive>" if id(v) in seen else function_digest(v, seen))
+        if isinstance(v, (int, float, str, bool, bytes, tuple, frozenset, type(None))):
+            return _const(v)
+        return f"{type(v).__module__}.{type(v).__qualname__}"
+
     walk(code)
+    defaults = list(fn.__defaults__ or ()) + sorted((fn.__kwdefaults__ or {}).items())
+    digest.update(",".join(value(d) for d in defaults).encode())
+    for cell in fn.__closure__ or ():
+        try:
+            digest.update(value(cell.cell_contents).encode())
+        except ValueError:  # an empty cell
+            pass
+    module = getattr(fn, "__module__", None)
+    for name in sorted(set(names)):
+        v = fn.__globals__.get(name)
+        same_module = getattr(v, "__module__", None) == module
+        if (callable(v) and same_module) or isinstance(v, (int, float, str, bool)):
+            digest.update(f"{name}={value(v)}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -216,6 +242,7 @@ def code_key(*functions: Callable) -> dict[str, str]:
         "torch": torch.__version__,
         "transformers": _version("transformers"),
         "tokenizers": _version("tokenizers"),
+        "gensim": _version("gensim"),  # chapter 2 caches what gensim's word2vec trains
         "functions": ",".join(function_digest(f) for f in functions),
     }
 
