@@ -331,3 +331,81 @@ def test_training_pieces_counts_only_the_sources():
                "test": {"input_ids": torch.tensor([[9, 9, 9, 9]])}}
     assert ch.training_pieces(encoded, ("a", "b")).tolist() == [0, 3, 4, 7]
     assert ch.training_pieces(encoded, ("a", "b"), min_count=2).tolist() == [0, 3, 4]
+
+
+def test_make_student_builds_the_half_copy_or_the_bag_by_name():
+    from tlcourse.chapters import ch08_distill as ch
+
+    teacher, cfg = _tiny_bert(layers=4), _chapter_cfg(half_layers=(1, 3))
+    half = ch.make_student("half", cfg, teacher)
+    assert type(half) is type(teacher) and half.config.num_hidden_layers == 2
+    for i, j in enumerate(cfg.half_layers):  # the student's layer i is the teacher's layer cfg.half_layers[i]
+        for name, value in half.bert.encoder.layer[i].state_dict().items():
+            assert torch.equal(value, teacher.bert.encoder.layer[j].state_dict()[name]), (i, j, name)
+    assert torch.equal(half.classifier.weight, teacher.classifier.weight)
+    assert torch.equal(half.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    keep = torch.tensor([5, 9, 12])
+    bag = ch.make_student("bag", cfg, teacher, seed=3, pieces=keep)
+    assert isinstance(bag, distill.PieceBag) and bag.bag.hidden.in_features == cfg.bag_dim == 16
+    assert bag.bag.embed.num_embeddings == 5  # the 3 pieces + [PAD] + one shared row
+    same = distill.bag_student(teacher, dim=16, seed=3, keep=keep)  # the seed initialises it
+    assert all(torch.equal(a, b) for a, b in zip(bag.state_dict().values(), same.state_dict().values()))
+    other = ch.make_student("bag", cfg, teacher, seed=4)
+    assert other.bag.embed.num_embeddings == 50 and not torch.equal(other.bag.head.weight, bag.bag.head.weight)
+    with pytest.raises(ValueError, match="unknown student 'tiny'; use 'half' or 'bag'"):
+        ch.make_student("tiny", cfg, teacher)
+
+
+def _splits_for_trimming():
+    """Training text with pieces 5..39 only; test rows 0-3 use those pieces, rows 4-7 also 40..49."""
+    g = torch.Generator().manual_seed(0)
+    part = lambda low, high, n: {"input_ids": torch.randint(low, high, (n, 8), generator=g),  # noqa: E731
+                                 "attention_mask": torch.ones(n, 8, dtype=torch.long)}
+    test = part(5, 40, 8)
+    test["input_ids"][4:, 3] = torch.arange(40, 44)
+    test["input_ids"][6:, 5] = torch.tensor([48, 49])
+    test["labels"] = torch.tensor([0, 1] * 4)
+    return {"labelled": part(5, 25, 16), "unlabelled": part(20, 40, 16), "test": test}
+
+
+def test_trimmed_copy_keeps_the_training_pieces_and_maps_the_others_to_unk():
+    from tlcourse.chapters import ch08_distill as ch
+
+    student, encoded = _tiny_bert(), _splits_for_trimming()
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    test_ids = encoded["test"]["input_ids"].clone()
+    small, test = ch.trimmed(student, encoded, unk_id=1)
+    training = torch.cat([encoded["labelled"]["input_ids"], encoded["unlabelled"]["input_ids"]])
+    kept = sorted(set(training.flatten().tolist()))
+    new_id = {old: new for new, old in enumerate(sorted(kept + [1]))}  # [UNK] (id 1) is kept too
+    assert small.bert.embeddings.word_embeddings.num_embeddings == len(kept) + 1 == small.config.vocab_size
+    expected = torch.tensor([[new_id.get(i, new_id[1]) for i in row] for row in test_ids.tolist()])
+    assert torch.equal(test["input_ids"], expected) and torch.equal(test["labels"], encoded["test"]["labels"])
+    # the original is untouched: its vocabulary, weights and test split
+    assert student.bert.embeddings.word_embeddings.num_embeddings == 50 == student.config.vocab_size
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
+    assert torch.equal(encoded["test"]["input_ids"], test_ids)
+    with torch.no_grad():
+        got = small(input_ids=test["input_ids"], attention_mask=test["attention_mask"]).logits
+        full = student(input_ids=test_ids, attention_mask=test["attention_mask"]).logits
+        unk = torch.where(test_ids >= 40, 1, test_ids)  # the pieces no training row has, as [UNK]
+        as_unk = student(input_ids=unk, attention_mask=test["attention_mask"]).logits
+    torch.testing.assert_close(got[:4], full[:4])      # rows whose pieces are all kept: the same function
+    torch.testing.assert_close(got, as_unk)            # the other rows: as if their unkept pieces were [UNK]
+    assert not torch.allclose(got[4:], full[4:])
+
+
+def test_trimmed_with_min_count_drops_the_rare_training_pieces():
+    from tlcourse.chapters import ch08_distill as ch
+
+    encoded = _splits_for_trimming()
+    counts = torch.bincount(torch.cat([encoded["labelled"]["input_ids"], encoded["unlabelled"]["input_ids"]]).flatten())
+    frequent = (counts >= 10).nonzero().flatten().tolist()
+    assert 0 < len(frequent) < len(counts.nonzero())  # some pieces of the training text are dropped
+    small, test = ch.trimmed(_tiny_bert(), encoded, unk_id=1, min_count=10)
+    assert small.config.vocab_size == len(frequent) + 1
+    kept_test = torch.isin(encoded["test"]["input_ids"], torch.tensor(frequent))
+    unk = sorted(frequent + [1]).index(1)
+    assert (test["input_ids"][~kept_test] == unk).all() and (test["input_ids"][kept_test] != unk).all()
+    small_l, _ = ch.trimmed(_tiny_bert(), encoded, unk_id=1, sources=("labelled",))  # only the labelled text
+    assert small_l.config.vocab_size == len(encoded["labelled"]["input_ids"].unique()) + 1
