@@ -167,7 +167,7 @@ def plot_bars(
     ax = _axes(ax)
     names = list(values)
     heights = [values[n] for n in names]
-    yerr = [errors[n] for n in names] if errors else None
+    yerr = [errors[n] for n in names] if errors is not None else None
     bars = ax.bar(names, heights, yerr=yerr, capsize=4, color=[f"C{i}" for i in range(len(names))])
     ax.bar_label(bars, labels=[fmt.format(h) for h in heights], padding=2)
     ax.set_ylabel(ylabel)
