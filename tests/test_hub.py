@@ -161,6 +161,15 @@ def test_the_digest_follows_helpers_defaults_closures_and_constants(monkeypatch)
     assert hub.function_digest(uses_constant) != ten
 
 
+def test_what_a_package_closure_captures_does_not_split_the_cache():
+    """A chapter module's train closure captures progress/device; the config key holds the values
+    that matter, so the same code with another progress flag must hit the same artefact."""
+    namespace = {"__name__": "tlcourse.chapters.fake"}
+    exec("def make(progress):\n    def train():\n        return progress\n    return train\n", namespace)
+    assert namespace["make"](True).__module__ == "tlcourse.chapters.fake"
+    assert hub.function_digest(namespace["make"](True)) == hub.function_digest(namespace["make"](False))
+
+
 def test_library_versions_are_part_of_the_key(monkeypatch):
     key = hub.code_key()
     assert {"torch", "transformers", "tokenizers", "gensim"} <= set(key)

@@ -192,7 +192,8 @@ def function_digest(fn: Callable, _seen: set | None = None) -> str:
     """A digest of what ``fn`` computes with: its bytecode, constants and names (nested functions
     included), its default arguments, the values its closure captures, and the functions and
     simple constants of its own module that it calls or reads by name — so it changes when a
-    training function defined in a book cell, or a helper of that cell, is edited."""
+    training function defined in a book cell, or a helper of that cell, is edited. For the
+    package's own functions only the code counts (their values are in the config)."""
     code = getattr(fn, "__code__", None)
     if code is None:  # a builtin or a callable object: its type is what we can name
         return f"{type(fn).__module__}.{type(fn).__qualname__}"
@@ -218,6 +219,11 @@ def function_digest(fn: Callable, _seen: set | None = None) -> str:
         return f"{type(v).__module__}.{type(v).__qualname__}"
 
     walk(code)
+    module = getattr(fn, "__module__", None) or ""
+    if module.split(".")[0] == "tlcourse":
+        # the package's code is in the key already (_package_digest) and its values in the
+        # config: what a package closure captures (progress, device, ...) must not split the cache
+        return digest.hexdigest()[:16]
     defaults = list(fn.__defaults__ or ()) + sorted((fn.__kwdefaults__ or {}).items())
     digest.update(",".join(value(d) for d in defaults).encode())
     for cell in fn.__closure__ or ():
@@ -225,7 +231,6 @@ def function_digest(fn: Callable, _seen: set | None = None) -> str:
             digest.update(value(cell.cell_contents).encode())
         except ValueError:  # an empty cell
             pass
-    module = getattr(fn, "__module__", None)
     for name in sorted(set(names)):
         v = fn.__globals__.get(name)
         same_module = getattr(v, "__module__", None) == module
