@@ -299,7 +299,11 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert data.data_dir() is None and data.describe_data_dir().startswith("not set (TLCOURSE_DATA)")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE")
-    assert data.describe_data_dir() == "not set (TLCOURSE_DATA); will try the Hugging Face hub"
+    monkeypatch.setenv("TLCOURSE_DATA_URL", "http://127.0.0.1:9/bundle/")
+    monkeypatch.setenv("TLCOURSE_DATA_CACHE", str(tmp_path / "dl"))
+    assert data.describe_data_dir() == (
+        f"not set (TLCOURSE_DATA); downloads to {tmp_path / 'dl'} from http://127.0.0.1:9/bundle/"
+    )
     assert data.cache_dir() == tmp_path / "cache"
 
 

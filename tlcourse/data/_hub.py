@@ -1,9 +1,10 @@
-"""The second step of the resolution order: the Hugging Face hub, and the error when it fails too.
+"""The third step of the resolution order: the Hugging Face hub, and the error when it fails too.
 
-Each loader names a :class:`HubSource` (or says why there is no reliable hub copy). When the data
-directory cannot serve a request, :func:`fetch` calls :func:`datasets.load_dataset` with the cache
-under ``$TLCOURSE_CACHE/hf-datasets`` (nothing is written elsewhere), unless ``HF_HUB_OFFLINE`` or
-``HF_DATASETS_OFFLINE`` is on; the loader then normalises the hub's columns to its local ones.
+Each loader names a :class:`HubSource` (or says why there is no reliable hub copy). When neither the
+data directory nor the course data bundle (:mod:`.bundle`) can serve a request, :func:`fetch` calls
+:func:`datasets.load_dataset` with the cache under ``$TLCOURSE_CACHE/hf-datasets`` (nothing is
+written elsewhere), unless ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` is on; the loader then
+normalises the hub's columns to its local ones.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datasets
 from ._paths import (
     FIX_HINT,
     DataCorruptError,
+    DataDownloadError,
     DataNotFoundError,
     PathLike,
     cache_dir,
@@ -143,12 +145,18 @@ def _attempt(
         fix += (
             "; or go online (unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE) to download the hub copy"
         )
+    from .bundle import failure  # late: bundle imports _paths, which this module imports
+
+    download = failure(files)
     lines = (
-        [f"Cannot load {title}.", f"  {local}.", f"  {hub_line}."]
+        [f"Cannot load {title}.", f"  {local}."]
+        + ([f"  course data bundle: {download}"] if download else [])
+        + [f"  {hub_line}."]
         + ([f"  {hint}"] if hint else [])
         + [fix + "."]
     )
-    raise DataNotFoundError("\n".join(lines)) from cause
+    error = DataDownloadError if download else DataNotFoundError
+    raise error("\n".join(lines)) from cause
 
 
 def conform(
