@@ -225,11 +225,20 @@ REGISTRY: dict[str, Entry] = {
 
 
 def download(names: list[str] | None = None) -> dict:
-    """Fetch the course data bundle's folders (all, or ``names``, e.g. ``["sst2"]``) into the
-    download cache ahead of time; see :func:`tlcourse.data.bundle.download`."""
-    from .bundle import download as fetch_all  # late: `python -m tlcourse.data.bundle` stays clean
+    """Fetch the course data bundle into the download cache ahead of time (e.g. before going
+    offline): all of it, or ``names``, each a data folder (``"glue_rte"``) or a :func:`load` name
+    (``"rte"``); returns ``{folder: extracted path}``. See :mod:`tlcourse.data.bundle`."""
+    from . import bundle  # late: keeps `python -m tlcourse.data.bundle` free of a double import
 
-    return fetch_all(names)
+    folders: list[str] = []
+    for name in names or bundle.bundled():
+        if name in REGISTRY and name not in bundle.bundled():
+            parts = [part.strip().split("/")[0] for part in REGISTRY[name].folder.split(",")]
+        else:
+            check_name("dataset", name, sorted({*bundle.bundled(), *REGISTRY}))
+            parts = [name]
+        folders += [part for part in parts if part not in folders]
+    return bundle.download(folders)
 
 
 def available() -> list[str]:

@@ -150,21 +150,33 @@ def build_bundle(
 
 
 def _progressbar() -> bool:
-    # pooch draws a tqdm bar, and tqdm reads TQDM_DISABLE itself; off when nobody is watching.
+    # Progress bars are for people at a terminal or in a notebook; CI and the book set TQDM_DISABLE.
     return os.environ.get("TQDM_DISABLE", "").strip().lower() not in {"1", "true", "yes", "on"}
 
 
 def _retrieve(archive: str, url: str, cache: Path) -> Path:
-    """One hash-checked download of ``archive`` into ``cache/.archives`` (pooch.retrieve)."""
+    """One hash-checked download of ``archive`` into ``cache/.archives`` (pooch.retrieve), with a
+    tqdm bar named after the archive unless ``TQDM_DISABLE`` is set."""
     import pooch
+    from tqdm.auto import tqdm
 
-    path = pooch.retrieve(
-        url,
-        known_hash=f"sha256:{registry()[archive]}",
-        fname=archive,
-        path=cache / ".archives",
-        progressbar=_progressbar(),
-    )
+    # Our own bar, not progressbar=True: tqdm reads TQDM_DISABLE once, at import, and pooch's bar
+    # has no name; this one reads it at each download and says which archive is coming.
+    # (total=1 until pooch sets the real size: pooch tests the bar's truth, which needs a total.)
+    bar = None
+    if _progressbar():
+        bar = tqdm(desc=archive, total=1, unit="B", unit_scale=True, disable=False)
+    try:
+        path = pooch.retrieve(
+            url,
+            known_hash=f"sha256:{registry()[archive]}",
+            fname=archive,
+            path=cache / ".archives",
+            downloader=pooch.HTTPDownloader(progressbar=False if bar is None else bar),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return Path(path)
 
 
