@@ -36,11 +36,15 @@ needs_data = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    """Offline, a private cache directory, and no data-dir override leaking between tests."""
+    """Offline, private caches, no data bundle, and no data-dir override leaking between tests."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TLCOURSE_DATA", str(SHARED))
+    # No data bundle either (a caller's TLCOURSE_DATA_URL, e.g. CI's local server, must not serve
+    # the "nothing found" tests): a dead loopback port, and a private download cache.
+    monkeypatch.setenv("TLCOURSE_DATA_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("TLCOURSE_DATA_CACHE", str(tmp_path / "dl"))
     data.set_data_dir(None)
     yield
     data.set_data_dir(None)

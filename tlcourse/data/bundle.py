@@ -321,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("data_dir", type=Path)
     b.add_argument("out_dir", type=Path)
     b.add_argument("--only", nargs="+", metavar="FOLDER", help="these folders only")
+    b.add_argument(
+        "--check", action="store_true", help="fail if an archive differs from the registry (CI)"
+    )
     s = sub.add_parser("serve", help="serve a built bundle on 127.0.0.1")
     s.add_argument("directory", type=Path)
     s.add_argument("--port", type=int, default=0, help="0: any free port (default)")
@@ -336,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     stale = {k: v for k, v in built.items() if registry().get(k) != v}
     if stale:
         print(
-            f"note: {', '.join(stale)} differ from {REGISTRY_FILE}: copy "
-            f"{args.out_dir / 'registry.txt'} there and bump DATA_BUNDLE_TAG before a release",
+            f"{'error' if args.check else 'note'}: {', '.join(stale)} differ from "
+            f"{REGISTRY_FILE}: copy {args.out_dir / 'registry.txt'} there and bump "
+            "DATA_BUNDLE_TAG before a release",
             file=sys.stderr,
         )
-    return 0
+    return 1 if stale and args.check else 0
 
 
 if __name__ == "__main__":
