@@ -279,3 +279,15 @@ def test_download_ahead_and_cli(server, tmp_path, capsys):
     assert cli.main(["download", "nope"]) == 2
     assert "Unknown dataset 'nope'" in capsys.readouterr().err
     assert sorted(server.requests) == ["glue_rte.tar.gz", "omniglot.tar.gz"]
+
+
+def test_only_known_files_are_downloaded(server, tmp_path):
+    """A file the shared data lacks (a GSD train split) downloads nothing; a known file deleted
+    from the cache brings its folder back."""
+    with pytest.raises(DataNotFoundError, match="not available offline"):
+        data.load_ud("es_gsd", "train")
+    assert server.requests == {}
+    data.load_rte()
+    (tmp_path / "dl" / "glue_rte" / "test.tsv").unlink()
+    assert data.load_rte()["test"].num_rows == 3000
+    assert server.requests == {"glue_rte.tar.gz": 2}

@@ -30,6 +30,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from ._checksums import CHECKSUMS
 from ._paths import (
     FIX_HINT,
     DataCorruptError,
@@ -260,8 +261,8 @@ def locate_cached(files: list[str]) -> list[Path] | None:
     they are absent; ``None`` when the bundle cannot serve them (the reason kept for
     :func:`failure`)."""
     folders = sorted({folder_of(rel) for rel in files})
-    if not all(folder + SUFFIX in registry() for folder in folders):
-        return None  # not a bundled folder
+    if not all(rel in CHECKSUMS and folder_of(rel) + SUFFIX in registry() for rel in files):
+        return None  # not a file of the shared data (e.g. a GSD train split): nothing to download
     try:
         roots = {folder: fetch(folder) for folder in folders}
     except DataDownloadError as err:
@@ -271,11 +272,9 @@ def locate_cached(files: list[str]) -> list[Path] | None:
     for folder in folders:
         _failures.pop(folder, None)
     cache = download_cache()
-    if not all((cache / rel).is_file() for rel in files):
-        return None  # a file the shared data does not have (e.g. a GSD train split)
     try:
         return [verified(cache, rel) for rel in files]
-    except DataCorruptError:  # edited in the cache: download that folder again, once
+    except (DataCorruptError, FileNotFoundError):  # edited or deleted in the cache: fetch again
         for folder in roots:
             shutil.rmtree(cache / folder, ignore_errors=True)
             fetch(folder)
