@@ -291,3 +291,10 @@ def test_only_known_files_are_downloaded(server, tmp_path):
     (tmp_path / "dl" / "glue_rte" / "test.tsv").unlink()
     assert data.load_rte()["test"].num_rows == 3000
     assert server.requests == {"glue_rte.tar.gz": 2}
+
+
+def test_quiet_when_progress_disabled(server, capfd):
+    """With TQDM_DISABLE (CI, the built book) a download writes nothing: no bar, no pooch log."""
+    data.load_rte()
+    out, err = capfd.readouterr()
+    assert server.requests == {"glue_rte.tar.gz": 1} and out == "" and err == ""

@@ -167,6 +167,11 @@ def _retrieve(archive: str, url: str, cache: Path) -> Path:
     bar = None
     if _progressbar():
         bar = tqdm(desc=archive, total=1, unit="B", unit_scale=True, disable=False)
+    # pooch logs "Downloading data from <url> to file <path>" to stderr: the bar already says what
+    # comes, and in the built book (stderr is shown) the line would be noise with a CI path.
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
     try:
         path = pooch.retrieve(
             url,
@@ -176,6 +181,7 @@ def _retrieve(archive: str, url: str, cache: Path) -> Path:
             downloader=pooch.HTTPDownloader(progressbar=False if bar is None else bar),
         )
     finally:
+        logger.setLevel(level)
         if bar is not None:
             bar.close()
     return Path(path)
