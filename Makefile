@@ -30,13 +30,14 @@ NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]-*.ipynb)
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install book book-nosolutions student test lint unit nbval student-check book-check sync clean
+.PHONY: help install book book-nosolutions student test lint unit nbval student-check book-check sync clean data-bundle
 help:
 	@echo "make book   - install, execute every chapter, build _build/html/index.html"
 	@echo "make test   - install, unit tests, nbval over notebooks/, student notebooks, strict book builds"
 	@echo "make book-nosolutions - the executed book without solutions (graded courses)"
 	@echo "make student - student notebooks (solutions replaced by stubs) in _build/student"
 	@echo "make sync   - regenerate notebooks/*.ipynb from book/*.md (jupytext)"
+	@echo "make data-bundle DATA=../shared/data OUT=_build/data-bundle - the course data bundle (.tar.gz + registry.txt)"
 	@echo "make clean  - remove _build (keeps .venv and the artefact cache)"
 
 $(VENV)/bin/python:
@@ -122,6 +123,22 @@ student-check: install
 	@$(TIMED) $(PY) -m pytest -q -p no:cacheprovider -m notebook -s tests/test_student_notebooks.py || [ $$? -eq 5 ]
 
 test: lint unit nbval student-check book-check
+
+# Where the chapters get their data. `make test DATA_PATH=download` (CI's "Colab, simulated" pass)
+# runs nbval, student-check and book-check with TLCOURSE_DATA set but empty, which means "no data
+# directory" (conftest.py leaves an empty value alone), so every chapter goes through the data
+# bundle's download path: TLCOURSE_DATA_URL and TLCOURSE_DATA_CACHE come from the caller
+# (.ci/run). The unit tests keep TLCOURSE_DATA.
+ifeq ($(DATA_PATH),download)
+nbval student-check book-check: export TLCOURSE_DATA :=
+endif
+
+# The course data bundle (tlcourse/data/bundle.py): one reproducible .tar.gz per top-level folder of
+# DATA and registry.txt in OUT; fails when an archive differs from the package's registry.
+DATA ?= ../shared/data
+OUT ?= _build/data-bundle
+data-bundle: install
+	@$(TIMED) $(PY) -m tlcourse.data.bundle build $(DATA) $(OUT) --check
 
 sync:
 	touch book/[0-9][0-9]-*.md  # the Markdown is the source: make it the newer side of each pair

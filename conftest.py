@@ -5,8 +5,9 @@
   error that is not an ``OSError``; the pytest process loads the same guard here (and pytest-socket's
   ``--allow-hosts``, in pyproject.toml's pytest options, on top).
 * Offline switches for the Hugging Face libraries, forced on (a user's ``HF_HUB_OFFLINE=0`` must not
-  let a test download), and ``TLCOURSE_DATA`` defaulting to the course's ``../shared/data`` beside
-  the repository when it is not set.
+  let a test download), ``TLCOURSE_DATA`` defaulting to the course's ``../shared/data`` beside
+  the repository when it is not set, and the data bundle's URL and cache defaulting to a dead
+  loopback port and the build folder.
 """
 import importlib.util
 import os
@@ -21,8 +22,15 @@ _spec.loader.exec_module(importlib.util.module_from_spec(_spec))  # guard this p
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
-if not os.environ.get("TLCOURSE_DATA") and (ROOT.parent / "shared" / "data").is_dir():
+# Set but empty (`TLCOURSE_DATA= make nbval DATA_PATH=download`) means "no data directory": the
+# chapters then get their data through the course data bundle, as on Colab.
+if "TLCOURSE_DATA" not in os.environ and (ROOT.parent / "shared" / "data").is_dir():
     os.environ["TLCOURSE_DATA"] = str(ROOT.parent / "shared" / "data")
+# The data bundle: never the real release from a test (nothing listens on the discard port 9, so a
+# download fails at once, on loopback); downloads land in the build folder. CI's download path and
+# tests/test_bundle.py set both to a local server and a fresh folder.
+os.environ.setdefault("TLCOURSE_DATA_URL", "http://127.0.0.1:9/")
+os.environ.setdefault("TLCOURSE_DATA_CACHE", str(ROOT / "_build" / "test-data-cache"))
 
 
 # ---------------------------------------------------------------------------------------------

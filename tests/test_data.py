@@ -1,5 +1,6 @@
 """Tests of tlcourse.data: row counts and label balances from the data README / SOURCE.md tables,
-the integrity check, the error messages, and the hub fallback's normalisation (with a fake hub).
+the integrity check, the error messages, and the hub fallback (with a fake hub): normalised, and
+used only when it is the same data.
 
 The shared-data tests use ``$TLCOURSE_DATA`` or ``../shared/data`` next to the repository and are
 skipped when neither exists. Nothing here touches the network: every test runs with the Hugging Face
@@ -36,11 +37,15 @@ needs_data = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    """Offline, a private cache directory, and no data-dir override leaking between tests."""
+    """Offline, private caches, no data bundle, and no data-dir override leaking between tests."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TLCOURSE_DATA", str(SHARED))
+    # No data bundle either (a caller's TLCOURSE_DATA_URL, e.g. CI's local server, must not serve
+    # the "nothing found" tests): a dead loopback port, and a private download cache.
+    monkeypatch.setenv("TLCOURSE_DATA_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("TLCOURSE_DATA_CACHE", str(tmp_path / "dl"))
     data.set_data_dir(None)
     yield
     data.set_data_dir(None)
@@ -299,7 +304,11 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert data.data_dir() is None and data.describe_data_dir().startswith("not set (TLCOURSE_DATA)")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE")
-    assert data.describe_data_dir() == "not set (TLCOURSE_DATA); will try the Hugging Face hub"
+    monkeypatch.setenv("TLCOURSE_DATA_URL", "http://127.0.0.1:9/bundle/")
+    monkeypatch.setenv("TLCOURSE_DATA_CACHE", str(tmp_path / "dl"))
+    assert data.describe_data_dir() == (
+        f"not set (TLCOURSE_DATA); downloads to {tmp_path / 'dl'} from http://127.0.0.1:9/bundle/"
+    )
     assert data.cache_dir() == tmp_path / "cache"
 
 
@@ -456,33 +465,79 @@ def fake_hub(monkeypatch, tmp_path):
     return calls
 
 
-@needs_data  # compares the hub copies' features with the local ones
-def test_hub_sst2_rte_ag_news_match_local_columns(fake_hub, tmp_path):
-    sst = data.load_sst2()
-    assert list(sst) == ["train", "validation"] and sst["train"][1] == {"sentence": "good ", "label": 1}
-    rte = data.load_rte()
-    assert rte["test"][0] == {"idx": 7, "sentence1": "a", "sentence2": "b", "label": -1}
-    ag = data.load_ag_news()
-    assert ag["test"][0] == {"text": "Title. Body", "label": 3}
-    local = {"sst": data.load_sst2(data_dir=SHARED), "rte": data.load_rte(data_dir=SHARED),
-             "ag": data.load_ag_news(data_dir=SHARED)}
-    for name, hub in (("sst", sst), ("rte", rte), ("ag", ag)):
+def _serve(fake_hub_calls, monkeypatch, copies: dict) -> None:
+    def load_dataset(path, name=None, **kwargs):
+        fake_hub_calls.append((path, name, kwargs))
+        return copies[(path, name)]
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+
+
+@needs_data  # builds hub-shaped copies of the shared data
+def test_hub_copy_used_only_when_it_is_the_same_data(fake_hub, monkeypatch, tmp_path):
+    """A hub copy that loads to the course's rows is used (columns normalised); one that differs
+    in a row or in its counts is refused, and AG News / UD have no hub fallback at all."""
+    local_sst, local_rte = data.load_sst2(data_dir=SHARED), data.load_rte(data_dir=SHARED)
+    sst_features = datasets.Features({"idx": datasets.Value("int32"), **local_sst["train"].features})
+    hub_sst = datasets.DatasetDict(
+        {split: ds.add_column("idx", list(range(len(ds)))).cast(sst_features)
+         for split, ds in local_sst.items()}
+    )
+    hub_rte = datasets.DatasetDict(
+        {split: ds.select_columns(["sentence1", "sentence2", "label", "idx"])
+         for split, ds in local_rte.items()}
+    )
+    copies = _hub_copies()
+    copies[("stanfordnlp/sst2", None)] = hub_sst
+    copies[("nyu-mll/glue", "rte")] = hub_rte
+    _serve(fake_hub, monkeypatch, copies)
+    sst, rte = data.load_sst2(), data.load_rte()
+    for hub, local in ((sst, local_sst), (rte, local_rte)):
+        assert list(hub) == list(local)
         for split in hub:
-            assert hub[split].features == local[name][split].features, (name, split)
+            assert hub[split].features == local[split].features
+            assert hub[split].data.table.equals(local[split].data.table), split
     assert all(kwargs["cache_dir"].startswith(str(tmp_path / "cache")) for _, _, kwargs in fake_hub)
 
+    drifted = hub_sst["validation"].map(lambda row, i: {"sentence": row["sentence"] + ("!" if i == 5 else "")},
+                                        with_indices=True)
+    copies[("stanfordnlp/sst2", None)] = datasets.DatasetDict({**hub_sst, "validation": drifted})
+    with pytest.raises(DataNotFoundError, match=r"stanfordnlp/sst2 is not the course's data \(its content"):
+        data.load_sst2()
+    copies[("nyu-mll/glue", "rte")] = _hub_copies()[("nyu-mll/glue", "rte")]  # 1 row per split
+    with pytest.raises(DataNotFoundError, match=r"\{'train': 1, 'validation': 1, 'test': 1\} rows"):
+        data.load_rte()
+    calls = len(fake_hub)
+    with pytest.raises(DataNotFoundError, match="fancyzhx/ag_news is other data"):
+        data.load_ag_news()
+    with pytest.raises(DataNotFoundError, match="older UD release"):
+        data.load_ud("es_gsd", "train")
+    assert len(fake_hub) == calls  # not even asked
 
-def test_hub_line_corpora_and_ud_are_normalised(fake_hub):
+
+@needs_data  # builds hub-shaped copies of the shared data
+def test_hub_line_corpora_are_normalised(fake_hub, monkeypatch):
+    local_wiki = data.load_text("wikitext2", data_dir=SHARED)
+    local_shake = data.load_text("tinyshakespeare", data_dir=SHARED)
+    copies = _hub_copies()
+    # the hub's WikiText rows end in a newline and its blank rows are "" (the local file has " ")
+    copies[("Salesforce/wikitext", "wikitext-2-v1")] = datasets.DatasetDict(
+        {split: datasets.Dataset.from_dict({"text": ["" if t == " " else t + "\n" for t in ds["text"]]})
+         for split, ds in {"train": local_wiki["test"], **local_wiki}.items()}
+    )
+    text = "\n".join(local_shake["text"]) + "\n"  # the hub: one string per split, cut anywhere
+    copies[("karpathy/tiny_shakespeare", None)] = datasets.DatasetDict(
+        {split: datasets.Dataset.from_dict({"text": [text[a:b]]})
+         for split, a, b in (("train", 0, 1000), ("validation", 1000, 5003), ("test", 5003, None))}
+    )
+    _serve(fake_hub, monkeypatch, copies)
     wiki = data.load_text("wikitext2")
     assert list(wiki) == ["validation", "test"]
-    assert wiki["test"]["text"] == [" ", " = Homarus gammarus = ", " ", " The lobster . "]
-    assert data.load_text("tinyshakespeare")["text"] == ["First Citizen:", "Before we proceed", "", "All:", "Speak."]
-    es = data.load_ud("es_gsd", "train")
-    assert es[0] == {"id": "s1", "text": "Vino del mar", "tokens": ["Vino", "de", "el", "mar"],
-                     "upos": ["VERB", "ADP", "DET", "NOUN"]}
-    assert list(data.load_ud("de_gsd")) == ["train", "validation", "test"]
-    ud_call = [c for c in fake_hub if c[0] == "universal-dependencies/universal_dependencies"][0]
-    assert ud_call[2]["revision"] == "refs/convert/parquet" and ud_call[2]["data_dir"] == "es_gsd"
+    assert all(wiki[s].data.table.equals(local_wiki[s].data.table) for s in wiki)
+    assert data.load_text("tinyshakespeare").data.table.equals(local_shake.data.table)
+    copies[("karpathy/tiny_shakespeare", None)] = _hub_copies()[("karpathy/tiny_shakespeare", None)]
+    with pytest.raises(DataNotFoundError, match="karpathy/tiny_shakespeare is not the course's data"):
+        data.load_text("tinyshakespeare")
 
 
 def test_hub_skipped_offline_and_failure_reported(fake_hub, monkeypatch):
@@ -525,3 +580,18 @@ def test_hub_file_mirror_is_checksummed(fake_hub, monkeypatch, tmp_path):
     (served / "amazon_cells_labelled.txt").write_text("Great phone.\t1\n")  # a mirror that drifted
     with pytest.raises(DataCorruptError, match="amazon_cells_labelled.txt"):
         data.load_uci_sentiment("amazon")
+
+
+@needs_data
+def test_hub_fingerprints_are_the_shared_data():
+    """Each hub copy's expected rows and content digest are those of the shared data as loaded, and
+    every hub fallback has one (or is a sha256-checked file mirror)."""
+    from tlcourse.data import text
+    from tlcourse.data._hub import content_digest, row_counts
+
+    for hub, ds in ((text.SST2_HUB, data.load_sst2()), (text.RTE_HUB, data.load_rte()),
+                    (text.WIKITEXT2_HUB, data.load_text("wikitext2")),
+                    (text.TINYSHAKESPEARE_HUB, data.load_text("tinyshakespeare"))):
+        assert dict(hub.rows) == row_counts(ds) and hub.digest == content_digest(ds), hub.repo
+    for entry in data.REGISTRY.values():
+        assert entry.hub.repo is None or entry.hub.digest or entry.hub.files, entry.name

@@ -1,7 +1,9 @@
 """The ``tlcourse`` command (installed with the package). Sub-commands:
 
-``tlcourse assign``  student notebooks for a course: solutions replaced by stubs
-                     (see tlcourse.assign)
+``tlcourse assign``    student notebooks for a course: solutions replaced by stubs
+                       (see tlcourse.assign)
+``tlcourse download``  the course data bundle's folders, fetched ahead of time into the download
+                       cache (see tlcourse.data.bundle)
 """
 
 from __future__ import annotations
@@ -51,11 +53,42 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep only each chapter's setup cell and exercise section (runs in seconds)",
     )
+    d = sub.add_parser(
+        "download",
+        help="download the course data (all datasets, or NAMES) ahead of time",
+        description="Fetch the course data bundle's folders into the download cache "
+        "($TLCOURSE_DATA_CACHE) from $TLCOURSE_DATA_URL (default: the course's release), so that "
+        "the chapters run offline afterwards.",
+    )
+    d.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="datasets (sst2, rte, ud, ...) or data folders (glue_rte); default: all",
+    )
     return parser
+
+
+def _download(names: list[str]) -> int:
+    from .data import DataCorruptError, DataNotFoundError, UnknownDataError, download
+    from .data.bundle import bundle_url, download_cache
+
+    print(f"tlcourse download: from {bundle_url()} into {download_cache()}")
+    try:
+        fetched = download(names or None)
+    except (DataNotFoundError, DataCorruptError, UnknownDataError) as err:
+        print(f"tlcourse download: error: {err}", file=sys.stderr)
+        return 2
+    for name, folder in fetched.items():
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        print(f"{name}: {folder} ({size / 1e6:.1f} MB)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "download":
+        return _download(args.names)
     if args.command == "assign":
         try:
             report = assign(

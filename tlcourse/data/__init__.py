@@ -2,10 +2,12 @@
 
 Resolution order (CONVENTIONS.md, "Data and models"): the data directory (``data_dir=`` argument,
 :func:`set_data_dir`, or ``$TLCOURSE_DATA``, laid out as the course's shared data folder), then the
-Hugging Face hub when online and a reliable copy exists (normalised to the same columns and labels),
-then a :class:`DataNotFoundError` saying what to set. Local files are checked against the sha256 of
-their ``SOURCE.md`` (:class:`DataCorruptError` on a mismatch). Everything is built in memory; the
-hub fallback caches under :func:`cache_dir` only. Parsed files are cached for the process.
+course data bundle (:mod:`.bundle`: the download cache, else a hash-checked download; fetch ahead of
+time with :func:`download`), then the Hugging Face hub when online and a reliable copy exists
+(normalised to the same columns and labels), then a :class:`DataNotFoundError` saying what to set.
+Local files are checked against the sha256 of their ``SOURCE.md`` (:class:`DataCorruptError` on a
+mismatch). Everything is built in memory; downloads are kept in the bundle's download cache and
+the hub's under :func:`cache_dir`. Parsed files are cached for the process.
 
 Label budgets (:mod:`tlcourse.data.subsets`): :func:`label_budget_indices` and :func:`budget_subset`
 draw class-balanced, nested, seeded training subsets; :func:`stratified_split` a balanced test
@@ -24,8 +26,10 @@ from typing import Any, Callable
 from ._hub import HubSource
 from ._paths import (
     DataCorruptError,
+    DataDownloadError,
     DataFormatError,
     DataNotFoundError,
+    DownloadCorruptError,
     UnknownDataError,
     cache_dir,
     check_name,
@@ -220,6 +224,23 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
+def download(names: list[str] | None = None) -> dict:
+    """Fetch the course data bundle into the download cache ahead of time (e.g. before going
+    offline): all of it, or ``names``, each a data folder (``"glue_rte"``) or a :func:`load` name
+    (``"rte"``); returns ``{folder: extracted path}``. See :mod:`tlcourse.data.bundle`."""
+    from . import bundle  # late: keeps `python -m tlcourse.data.bundle` free of a double import
+
+    folders: list[str] = []
+    for name in names or bundle.bundled():
+        if name in REGISTRY and name not in bundle.bundled():
+            parts = [part.strip().split("/")[0] for part in REGISTRY[name].folder.split(",")]
+        else:
+            check_name("dataset", name, sorted({*bundle.bundled(), *REGISTRY}))
+            parts = [name]
+        folders += [part for part in parts if part not in folders]
+    return bundle.download(folders)
+
+
 def available() -> list[str]:
     """The short names :func:`load` accepts."""
     return sorted(REGISTRY)
@@ -250,8 +271,10 @@ __all__ = [
     "UCI_DOMAINS",
     "UPOS_TAGS",
     "DataCorruptError",
+    "DataDownloadError",
     "DataFormatError",
     "DataNotFoundError",
+    "DownloadCorruptError",
     "Entry",
     "HubSource",
     "UnknownDataError",
@@ -260,6 +283,7 @@ __all__ = [
     "cache_dir",
     "data_dir",
     "describe_data_dir",
+    "download",
     "hub_offline",
     "label_budget_indices",
     "label_order",

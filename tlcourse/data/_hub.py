@@ -1,13 +1,16 @@
-"""The second step of the resolution order: the Hugging Face hub, and the error when it fails too.
+"""The third step of the resolution order: the Hugging Face hub, and the error when it fails too.
 
-Each loader names a :class:`HubSource` (or says why there is no reliable hub copy). When the data
-directory cannot serve a request, :func:`fetch` calls :func:`datasets.load_dataset` with the cache
-under ``$TLCOURSE_CACHE/hf-datasets`` (nothing is written elsewhere), unless ``HF_HUB_OFFLINE`` or
-``HF_DATASETS_OFFLINE`` is on; the loader then normalises the hub's columns to its local ones.
+Each loader names a :class:`HubSource` (or says why there is no reliable hub copy). When neither the
+data directory nor the course data bundle (:mod:`.bundle`) can serve a request, :func:`fetch` calls
+:func:`datasets.load_dataset` with the cache under ``$TLCOURSE_CACHE/hf-datasets`` (nothing is
+written elsewhere), unless ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` is on; the loader then
+normalises the hub's columns to its local ones.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +20,7 @@ import datasets
 from ._paths import (
     FIX_HINT,
     DataCorruptError,
+    DataDownloadError,
     DataNotFoundError,
     PathLike,
     cache_dir,
@@ -40,6 +44,11 @@ class HubSource:
     # A mirror of the raw files (local relative path -> file in the hub dataset repo): they are
     # downloaded, checked against the same sha256 as local files, and parsed by the local reader.
     files: tuple[tuple[str, str], ...] = ()
+    # The course's data as its loader returns it: rows per split and :func:`content_digest`. A
+    # loaded hub copy is used only when it matches both (CONVENTIONS.md: "only where the hub copy
+    # is the same data"); tests/test_bundle.py checks these against the shared data.
+    rows: tuple[tuple[str, int], ...] = ()
+    digest: str = ""
 
     def describe(self) -> str:
         """``repo (config ..., revision ...)``, or ``no reliable hub copy (why)``."""
@@ -143,12 +152,61 @@ def _attempt(
         fix += (
             "; or go online (unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE) to download the hub copy"
         )
+    from .bundle import failure  # late: bundle imports _paths, which this module imports
+
+    download = failure(files)
     lines = (
-        [f"Cannot load {title}.", f"  {local}.", f"  {hub_line}."]
+        [f"Cannot load {title}.", f"  {local}."]
+        + ([f"  course data bundle: {download}"] if download else [])
+        + [f"  {hub_line}."]
         + ([f"  {hint}"] if hint else [])
         + [fix + "."]
     )
-    raise DataNotFoundError("\n".join(lines)) from cause
+    error = DataDownloadError if download else DataNotFoundError
+    raise error("\n".join(lines)) from cause
+
+
+def content_digest(ds: datasets.Dataset | datasets.DatasetDict) -> str:
+    """sha256 over the rows (as sorted-key JSON) of a ``Dataset``, or of each split of a
+    ``DatasetDict`` with its name: equal for the same rows in the same order."""
+    digest = hashlib.sha256()
+    parts = ds.items() if isinstance(ds, datasets.DatasetDict) else [("", ds)]
+    for split, part in parts:
+        digest.update(f"[{split}]\n".encode())
+        for row in part.to_list():
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def row_counts(ds: datasets.Dataset | datasets.DatasetDict) -> dict[str, int]:
+    """``{split: rows}`` (``{"": rows}`` for a single ``Dataset``)."""
+    if isinstance(ds, datasets.DatasetDict):
+        return {split: part.num_rows for split, part in ds.items()}
+    return {"": ds.num_rows}
+
+
+def same_data(title: str, files: list[str], hub: HubSource, ds: Any) -> Any:
+    """``ds``, a normalised hub copy, if it is the course's data (same rows per split, same
+    :func:`content_digest`); otherwise a :class:`DataNotFoundError` saying that it is not used."""
+    rows = row_counts(ds)
+    if rows == dict(hub.rows) and content_digest(ds) == hub.digest:
+        return ds
+    from .bundle import failure  # late: bundle imports _paths, which this module imports
+
+    download = failure(files)
+    what = f"{rows} rows, expected {dict(hub.rows)}" if rows != dict(hub.rows) else "its content"
+    error = DataDownloadError if download else DataNotFoundError
+    raise error(
+        "\n".join(
+            [f"Cannot load {title}."]
+            + ([f"  course data bundle: {download}"] if download else [])
+            + [
+                f"  Hugging Face hub: {hub.describe()} is not the course's data ({what} "
+                "differs), so it is not used.",
+                f"To fix: {FIX_HINT}.",
+            ]
+        )
+    )
 
 
 def conform(

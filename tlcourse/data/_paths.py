@@ -1,10 +1,19 @@
-"""Where data lives: the data directory, the cache directory, the errors, and the integrity check.
+"""Where data lives: the data directory, the download cache, the errors, and the integrity check.
 
-Resolution order for every dataset (CONVENTIONS.md, "Data and models"): the data directory
-(``data_dir=`` argument, else :func:`set_data_dir`, else ``$TLCOURSE_DATA``), then the Hugging Face
-hub when online, then a :class:`DataNotFoundError` that says what to set. Every local file is
-checked against the sha256 of its folder's ``SOURCE.md`` (kept in :mod:`._checksums`) once per
-process, so that a truncated copy fails loudly instead of training on half a dataset.
+Resolution order for every dataset (CONVENTIONS.md, "Data and models"), implemented by
+:func:`locate` for the local steps and by :mod:`._hub` for the rest:
+
+1. the data directory (``data_dir=`` argument, else :func:`set_data_dir`, else ``$TLCOURSE_DATA``);
+2. the course data bundle (:mod:`.bundle`): the download cache ``$TLCOURSE_DATA_CACHE`` (extracted
+   archives), else a download from ``$TLCOURSE_DATA_URL`` (default: the repository's release
+   assets), hash-checked against the committed registry, then extracted into the cache;
+3. the Hugging Face hub, only where its copy is the same data (loaders without one say why);
+4. a :class:`DataNotFoundError` (:class:`DataDownloadError` when a download failed) that says what
+   was tried and what to set.
+
+Every local file (data directory or cache) is checked against the sha256 of its folder's
+``SOURCE.md`` (kept in :mod:`._checksums`) once per process, so that a truncated copy fails loudly
+instead of training on half a dataset.
 """
 
 from __future__ import annotations
@@ -40,6 +49,15 @@ class DataCorruptError(ValueError):
 class DataFormatError(DataCorruptError):
     """A local file that does not parse (wrong column count, unknown label); names the file and
     line."""
+
+
+class DataDownloadError(DataNotFoundError):
+    """Not found locally, and the course data bundle could not be downloaded (offline, server
+    down); the message names the URL, the cache directory and the fixes."""
+
+
+class DownloadCorruptError(DataCorruptError):
+    """A bundle archive whose sha256 differs from the registry even after one retry."""
 
 
 class UnknownDataError(ValueError):
@@ -103,20 +121,19 @@ def resolve_root(arg: PathLike | None = None) -> tuple[Path | None, str]:
 
 
 def describe_data_dir() -> str:
-    """One line for :func:`tlcourse.setup`'s printout: the data directory and whether it is
-    usable."""
+    """One line for :func:`tlcourse.setup`'s printout: the data directory, or where data will be
+    downloaded from and to."""
+    from . import bundle  # late: bundle imports this module
+
     root = data_dir()
+    downloads = f"downloads to {bundle.download_cache()} from {bundle.bundle_url()}"
     offline = hub_offline()
-    fallback = (
-        f"hub offline ({offline}): loaders will fail"
-        if offline
-        else "will try the Hugging Face hub"
-    )
+    downloads += f" (hub offline: {offline})" if offline else ""
     if root is None:
-        return f"not set ({ENV_DATA}); {fallback}"
+        return f"not set ({ENV_DATA}); {downloads}"
     if root.is_dir():
         return f"{root} (found)"
-    return f"{root} (missing: not a directory); {fallback}"
+    return f"{root} (missing: not a directory); {downloads}"
 
 
 def describe_root(root: Path | None, origin: str, missing: list[str]) -> str:
@@ -176,12 +193,16 @@ def verified(root: Path, rel: str, key: str | None = None) -> Path:
 
 
 def locate(files: list[str], arg: PathLike | None = None) -> list[Path] | None:
-    """The verified local paths of ``files`` (relative to the data directory), or ``None`` if any is
-    absent."""
+    """The verified local paths of ``files`` (relative to the data directory): from the data
+    directory when it has them all, else from the course data bundle's download cache (downloaded
+    and extracted first when absent); ``None`` when neither can serve them (the caller then tries
+    the hub, whose error message includes why the download failed)."""
     root, _ = resolve_root(arg)
-    if root is None or not all((root / rel).is_file() for rel in files):
-        return None
-    return [verified(root, rel) for rel in files]
+    if root is not None and all((root / rel).is_file() for rel in files):
+        return [verified(root, rel) for rel in files]
+    from .bundle import locate_cached  # late: bundle imports this module
+
+    return locate_cached(files)
 
 
 def missing_files(files: list[str], arg: PathLike | None = None) -> list[str]:

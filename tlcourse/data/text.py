@@ -1,6 +1,6 @@
 """Text classification sets (SST-2, UCI sentiment, AG News, RTE) and line corpora (Gutenberg,
-WikiText-2, Tiny Shakespeare), read from the data directory or, where a reliable copy exists, from
-the hub.
+WikiText-2, Tiny Shakespeare), read from the data directory or the data bundle, or from the hub
+where its copy loads to the same rows (counts and content digest checked).
 
 Local texts are kept byte-for-byte (SST-2's trailing space, AG News' ``\\`` line-break marks and
 ``#39;`` entities); only the UCI sentences are stripped (``imdb_labelled.txt`` pads them with
@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, DatasetDict, Features, Value
 
-from ._hub import HubSource, conform, fetch, fetch_files
+from ._hub import HubSource, conform, fetch, fetch_files, same_data
 from ._paths import PathLike, check_name, locate
 from ._read import (
     bad_line,
@@ -56,11 +56,33 @@ GUTENBERG_BOOKS: tuple[str, ...] = (
 )
 TEXT_CORPORA: tuple[str, ...] = ("gutenberg", "wikitext2", "tinyshakespeare")
 
-SST2_HUB = HubSource("stanfordnlp/sst2")
-AG_NEWS_HUB = HubSource("fancyzhx/ag_news")
-RTE_HUB = HubSource("nyu-mll/glue", config="rte")
-WIKITEXT2_HUB = HubSource("Salesforce/wikitext", config="wikitext-2-v1")
-TINYSHAKESPEARE_HUB = HubSource("karpathy/tiny_shakespeare")
+# Hub copies, used only when they load to the course's rows (rows and digest: see HubSource).
+SST2_HUB = HubSource(
+    "stanfordnlp/sst2",
+    rows=(("train", 67_349), ("validation", 872)),
+    digest="b3d363be5b0d2485922c3a6d9a15cf1ec3524dfdaeec41ea645e149416ff476b",
+)
+AG_NEWS_HUB = HubSource(
+    None,
+    note="fancyzhx/ag_news is other data: the full 120,000-row train split, title + description",
+)
+RTE_HUB = HubSource(
+    "nyu-mll/glue",
+    config="rte",
+    rows=(("train", 2_490), ("validation", 277), ("test", 3_000)),
+    digest="95909ed40d2c652a2e552d2ce9620b111094c23a49298cabe9e34140d5bbc472",
+)
+WIKITEXT2_HUB = HubSource(
+    "Salesforce/wikitext",
+    config="wikitext-2-v1",
+    rows=(("validation", 3_760), ("test", 4_358)),
+    digest="dff223cca839b99eaaf99f69b9fdf44139ddd50b2af61cb7abbb153ea73756ee",
+)
+TINYSHAKESPEARE_HUB = HubSource(
+    "karpathy/tiny_shakespeare",
+    rows=(("", 40_000),),
+    digest="f10d3b3ce96d54f02e14b306730092815a5fdeecde1ad1400b44cc54674c23e2",
+)
 # A byte-identical copy of the UCI files (checked against the shared data's sha256 on download).
 UCI_HUB = HubSource(
     "IsaacDev/sentiment-labelled-sentences",
@@ -171,7 +193,8 @@ def load_sst2(data_dir: PathLike | None = None) -> DatasetDict:
     paths = locate(list(files.values()), data_dir)
     if paths is None:
         raw = fetch("SST-2", list(files.values()), SST2_HUB, data_dir)
-        return DatasetDict({split: conform(raw[split], _SST2_FEATURES) for split in files})
+        hub = DatasetDict({split: conform(raw[split], _SST2_FEATURES) for split in files})
+        return same_data("SST-2", list(files.values()), SST2_HUB, hub)
     return DatasetDict({split: _read_sst2(path) for split, path in zip(files, paths)})
 
 
@@ -203,24 +226,14 @@ def load_ag_news(data_dir: PathLike | None = None) -> DatasetDict:
     train) / ``test`` 7,600 (official, 1,900 per class).
 
     Columns ``text`` (the article description only) and ``label`` (ClassLabel 0 World, 1 Sports,
-    2 Business, 3 Sci/Tech, the official order). Hub fallback ``fancyzhx/ag_news`` differs: its
-    train split is the full 120,000 and its text is title + description. Non-commercial research use
-    only.
+    2 Business, 3 Sci/Tech, the official order). No hub fallback: ``fancyzhx/ag_news`` differs
+    (its train split is the full 120,000 and its text is title + description). Non-commercial
+    research use only.
     """
     files = {"train": "ag_news_subset/train_subset.tsv", "test": "ag_news_subset/test.tsv"}
     paths = locate(list(files.values()), data_dir)
     if paths is None:
-        raw = fetch(
-            "AG News",
-            list(files.values()),
-            AG_NEWS_HUB,
-            data_dir,
-            hint=(
-                "Note: the hub copy has the full 120,000-row "
-                "train split and title + description texts."
-            ),
-        )
-        return DatasetDict({split: conform(raw[split], _AG_FEATURES) for split in files})
+        fetch("AG News", list(files.values()), AG_NEWS_HUB, data_dir)  # raises: hub has other data
     return DatasetDict({split: _read_ag_news(path) for split, path in zip(files, paths)})
 
 
@@ -240,7 +253,8 @@ def load_rte(data_dir: PathLike | None = None) -> DatasetDict:
     paths = locate(list(files.values()), data_dir)
     if paths is None:
         raw = fetch("RTE (GLUE)", list(files.values()), RTE_HUB, data_dir)
-        return DatasetDict({split: conform(raw[split], _RTE_FEATURES) for split in files})
+        hub = DatasetDict({split: conform(raw[split], _RTE_FEATURES) for split in files})
+        return same_data("RTE (GLUE)", list(files.values()), RTE_HUB, hub)
     return DatasetDict(
         {split: _read_rte(path, split != "test") for split, path in zip(files, paths)}
     )
@@ -271,9 +285,10 @@ def load_text(name: str, data_dir: PathLike | None = None) -> datasets.Dataset |
         paths = locate(list(files.values()), data_dir)
         if paths is None:
             raw = fetch("WikiText-2", list(files.values()), WIKITEXT2_HUB, data_dir)
-            return DatasetDict(
+            hub = DatasetDict(
                 {split: lines_dataset(_wikitext_lines(raw[split]["text"])) for split in files}
             )
+            return same_data("WikiText-2", list(files.values()), WIKITEXT2_HUB, hub)
         return DatasetDict({split: _read_corpus(path) for split, path in zip(files, paths)})
     files = ["tinyshakespeare/input.txt"]
     paths = locate(files, data_dir)
@@ -283,7 +298,8 @@ def load_text(name: str, data_dir: PathLike | None = None) -> datasets.Dataset |
             raw[split]["text"][0] for split in ("train", "validation", "test") if split in raw
         )
         lines = text.split("\n")
-        return lines_dataset(lines[:-1] if lines and lines[-1] == "" else lines)
+        hub = lines_dataset(lines[:-1] if lines and lines[-1] == "" else lines)
+        return same_data("Tiny Shakespeare", files, TINYSHAKESPEARE_HUB, hub)
     return _read_corpus(paths[0])
 
 

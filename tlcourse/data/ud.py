@@ -71,13 +71,12 @@ _FEATURES = Features(
 
 
 def ud_hub(treebank: str) -> HubSource:
-    """The hub copy of a treebank: the parquet conversion of
-    ``universal-dependencies/universal_dependencies``."""
+    """No hub fallback for a treebank: ``universal-dependencies/universal_dependencies`` has an
+    older UD release (2.7), whose sentences and counts differ from the shared data's."""
     return HubSource(
-        "universal-dependencies/universal_dependencies",
-        revision="refs/convert/parquet",
-        data_dir=treebank,
-        note="an older UD release (2.7): counts differ from the shared data",
+        None,
+        note=f"universal-dependencies/universal_dependencies ({treebank}) is an older UD release "
+        "(2.7): other sentences and counts",
     )
 
 
@@ -139,25 +138,6 @@ def _read_conllu(path: Path) -> datasets.Dataset:
     return build(columns, _FEATURES)
 
 
-def _from_hub(ds: datasets.Dataset) -> datasets.Dataset:
-    """A hub UD split with local columns: ``idx`` -> ``id``, ``upos`` ids -> tags, multiword tokens
-    (``_``) dropped."""
-    names = getattr(getattr(ds.features["upos"], "feature", None), "names", None)
-    rows = ds.select_columns(["idx", "text", "tokens", "upos"]).to_dict()
-    columns: dict[str, list] = {
-        "id": [str(i) for i in rows["idx"]],
-        "text": list(rows["text"]),
-        "tokens": [],
-        "upos": [],
-    }
-    for tokens, tags in zip(rows["tokens"], rows["upos"]):
-        tags = [names[t] if names and isinstance(t, int) else t for t in tags]
-        kept = [(tok, tag) for tok, tag in zip(tokens, tags) if tag in _UPOS]
-        columns["tokens"].append([tok for tok, _ in kept])
-        columns["upos"].append([tag for _, tag in kept])
-    return build(columns, _FEATURES)
-
-
 def load_ud(
     treebank: str, split: str | None = None, data_dir: PathLike | None = None
 ) -> datasets.Dataset | DatasetDict:
@@ -168,8 +148,7 @@ def load_ud(
     sentences), ``es_gsd``, ``de_gsd``, ``fr_gsd`` (McDonald et al. 2013), ``ja_gsd`` (Tanaka
     et al. 2016) with validation and test only offline, and the parallel ``en_pud``, ``de_pud``,
     ``es_pud``, ``fr_pud`` (Zeman et al. 2017; 1,000 test sentences each, same order).
-    ``split=None`` gives the splits in the shared data. Hub fallback:
-    ``universal-dependencies/universal_dependencies`` (UD 2.7, parquet branch).
+    ``split=None`` gives the splits in the shared data. No hub fallback (the hub has UD 2.7).
     """
     check_name("treebank", treebank, TREEBANKS)
     if split is not None:
@@ -186,16 +165,14 @@ def load_ud(
                 f"; its {split} split is not available offline (files of 4 MiB or more "
                 "are missing, see the data README): for zero-shot transfer train on en_ewt"
             )
-        raw = fetch(
+        fetch(
             f"UD treebank {treebank}" + (f" split {split}" if split else ""),
             files,
             ud_hub(treebank),
             data_dir,
             hint=hint + ".",
-        )
-        parts = {s: _from_hub(raw[s]) for s in ([split] if split is not None else list(raw))}
-    else:
-        parts = {s: _read_conllu(p) for s, p in zip(wanted, paths)}
+        )  # raises: no hub copy of this release
+    parts = {s: _read_conllu(p) for s, p in zip(wanted, paths)}
     return parts[split] if split is not None else DatasetDict(parts)
 
 
