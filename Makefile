@@ -124,6 +124,7 @@ student-check: install
 test: lint unit nbval student-check book-check
 
 sync:
+	$(PY) -m tlcourse._release --write  # every chapter's install line: tlcourse/_release.py's URL and ref
 	touch book/[0-9][0-9]-*.md  # the Markdown is the source: make it the newer side of each pair
 	$(BIN)jupytext --sync book/[0-9][0-9]-*.md
 
