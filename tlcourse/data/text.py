@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, DatasetDict, Features, Value
 
-from ._hub import HubSource, conform, fetch, fetch_files
+from ._hub import NO_PUBLIC_COMMIT, HubSource, conform, fetch, fetch_files
 from ._paths import PathLike, check_name, locate
 from ._read import (
     bad_line,
@@ -56,15 +56,22 @@ GUTENBERG_BOOKS: tuple[str, ...] = (
 )
 TEXT_CORPORA: tuple[str, ...] = ("gutenberg", "wikitext2", "tinyshakespeare")
 
-SST2_HUB = HubSource("stanfordnlp/sst2")
-AG_NEWS_HUB = HubSource("fancyzhx/ag_news")
-RTE_HUB = HubSource("nyu-mll/glue", config="rte")
-WIKITEXT2_HUB = HubSource("Salesforce/wikitext", config="wikitext-2-v1")
-TINYSHAKESPEARE_HUB = HubSource("karpathy/tiny_shakespeare")
-# A byte-identical copy of the UCI files (checked against the shared data's sha256 on download).
+SST2_HUB = HubSource("stanfordnlp/sst2", unpinned=NO_PUBLIC_COMMIT)
+AG_NEWS_HUB = HubSource("fancyzhx/ag_news", unpinned=NO_PUBLIC_COMMIT)
+RTE_HUB = HubSource("nyu-mll/glue", config="rte", unpinned=NO_PUBLIC_COMMIT)
+# The commit in public projects' HF-cache paths (datasets--Salesforce--wikitext/snapshots/b08601e…).
+WIKITEXT2_HUB = HubSource(
+    "Salesforce/wikitext",
+    config="wikitext-2-v1",
+    revision="b08601e04326c79dfdd32d625aee71d232d685c3",
+)
+TINYSHAKESPEARE_HUB = HubSource("karpathy/tiny_shakespeare", unpinned=NO_PUBLIC_COMMIT)
+# A byte-identical copy of the UCI files (checked against the shared data's sha256 on download,
+# which is what pins it).
 UCI_HUB = HubSource(
     "IsaacDev/sentiment-labelled-sentences",
     files=tuple((rel, rel.rsplit("/", 1)[1]) for rel in UCI_DOMAINS.values()),
+    unpinned="no public commit id found; every downloaded file is checked against its sha256",
 )
 GUTENBERG_HUB = HubSource(None, note="this tokenized NLTK Gutenberg selection is not on the hub")
 

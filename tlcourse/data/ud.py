@@ -78,6 +78,7 @@ def ud_hub(treebank: str) -> HubSource:
         revision="refs/convert/parquet",
         data_dir=treebank,
         note="an older UD release (2.7): counts differ from the shared data",
+        unpinned="the hub's parquet conversion branch; no public commit id of it was found",
     )
 
 
