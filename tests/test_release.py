@@ -1,5 +1,5 @@
-"""A chapter installs the package version it was written for: every first cell's install line points
-at tlcourse/_release.py's repository and git ref, and that repository is the book's (_config.yml)."""
+"""A chapter installs the package version it was written for: every first cell's install line
+points at tlcourse/_release.py's repository and git ref, and that repository is _config.yml's."""
 import json
 import tomllib
 from pathlib import Path
