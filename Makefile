@@ -22,6 +22,14 @@ else
   PY := python
 endif
 BIN := $(dir $(shell command -v $(PY) 2>/dev/null || echo $(VENV)/bin/python))
+# On Linux, PyPI's torch is a CUDA build (GBs): torch comes from PyTorch's CPU index instead, unless
+# `make book TORCH=cuda` (the pin in ci/constraints.txt is that CPU wheel; use CONSTRAINTS= as well
+# for the newest CUDA build). macOS and Windows wheels on PyPI are CPU builds already.
+TORCH ?= cpu
+TORCH_INDEX ?= $(if $(and $(filter cpu,$(TORCH)),$(filter Linux,$(shell uname -s))),--extra-index-url https://download.pytorch.org/whl/cpu,)
+# In an active conda environment (not base) conda owns the packages (environment.yml): pip installs
+# the course package alone (--no-deps), then ci/check_requirements.py says what is missing, if anything.
+CONDA_ENV := $(if $(VIRTUAL_ENV),,$(if $(CONDA_PREFIX),$(filter-out base,$(CONDA_DEFAULT_ENV)),))
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 STAMP := $(if $(VENV),$(VENV),_build)/.tlcourse-installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]-*.ipynb)
@@ -45,10 +53,15 @@ $(VENV)/bin/python:
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) $(if $(VENV),$(VENV)/bin/python,)
 	@mkdir -p $(dir $@)
+ifneq ($(CONDA_ENV),)
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) ci/check_requirements.py book test offline peers
+else
 	$(PY) -m pip install --quiet --upgrade pip
-	@# torch first, alone: with the pin it is the small CPU wheel, not a multi-GB CUDA build
-	$(PY) -m pip install --quiet $(PIP_C) torch
+	@# torch first, alone (its dependencies come with the next line): the CPU wheel, not a CUDA build
+	$(PY) -m pip install --quiet --no-deps $(PIP_C) $(TORCH_INDEX) torch
 	$(PY) -m pip install --quiet $(PIP_C) -e ".[book,test,offline,peers]"
+endif
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	@touch $@
 
@@ -141,6 +154,7 @@ data-bundle: install
 	@$(TIMED) $(PY) -m tlcourse.data.bundle build $(DATA) $(OUT) --check
 
 sync:
+	$(PY) -m tlcourse._release --write  # every chapter's install line: tlcourse/_release.py's URL and ref
 	touch book/[0-9][0-9]-*.md  # the Markdown is the source: make it the newer side of each pair
 	$(BIN)jupytext --sync book/[0-9][0-9]-*.md
 

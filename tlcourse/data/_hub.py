@@ -31,14 +31,20 @@ from ._paths import (
 )
 
 
+# Why most hub copies are not pinned to a commit: none could be checked against a public source.
+NO_PUBLIC_COMMIT = "no commit id of this hub repository was found in public sources to pin"
+
+
 @dataclass(frozen=True)
 class HubSource:
     """Where a dataset lives on the Hugging Face hub (``repo`` None: no reliable copy, ``note`` says
-    why)."""
+    why). ``revision`` pins a commit (passed to ``load_dataset`` / ``hf_hub_download``); a copy
+    without one says why in ``unpinned``."""
 
     repo: str | None
     config: str | None = None
     revision: str | None = None
+    unpinned: str = ""
     data_dir: str | None = None
     note: str = ""
     # A mirror of the raw files (local relative path -> file in the hub dataset repo): they are

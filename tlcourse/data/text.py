@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, DatasetDict, Features, Value
 
-from ._hub import HubSource, conform, fetch, fetch_files, same_data
+from ._hub import NO_PUBLIC_COMMIT, HubSource, conform, fetch, fetch_files, same_data
 from ._paths import PathLike, check_name, locate
 from ._read import (
     bad_line,
@@ -59,6 +59,7 @@ TEXT_CORPORA: tuple[str, ...] = ("gutenberg", "wikitext2", "tinyshakespeare")
 # Hub copies, used only when they load to the course's rows (rows and digest: see HubSource).
 SST2_HUB = HubSource(
     "stanfordnlp/sst2",
+    unpinned=NO_PUBLIC_COMMIT,
     rows=(("train", 67_349), ("validation", 872)),
     digest="b3d363be5b0d2485922c3a6d9a15cf1ec3524dfdaeec41ea645e149416ff476b",
 )
@@ -69,24 +70,31 @@ AG_NEWS_HUB = HubSource(
 RTE_HUB = HubSource(
     "nyu-mll/glue",
     config="rte",
+    unpinned=NO_PUBLIC_COMMIT,
     rows=(("train", 2_490), ("validation", 277), ("test", 3_000)),
     digest="95909ed40d2c652a2e552d2ce9620b111094c23a49298cabe9e34140d5bbc472",
 )
 WIKITEXT2_HUB = HubSource(
     "Salesforce/wikitext",
     config="wikitext-2-v1",
+    # The commit in public projects' HF-cache paths
+    # (datasets--Salesforce--wikitext/snapshots/b08601e…).
+    revision="b08601e04326c79dfdd32d625aee71d232d685c3",
     rows=(("validation", 3_760), ("test", 4_358)),
     digest="dff223cca839b99eaaf99f69b9fdf44139ddd50b2af61cb7abbb153ea73756ee",
 )
 TINYSHAKESPEARE_HUB = HubSource(
     "karpathy/tiny_shakespeare",
+    unpinned=NO_PUBLIC_COMMIT,
     rows=(("", 40_000),),
     digest="f10d3b3ce96d54f02e14b306730092815a5fdeecde1ad1400b44cc54674c23e2",
 )
-# A byte-identical copy of the UCI files (checked against the shared data's sha256 on download).
+# A byte-identical copy of the UCI files (checked against the shared data's sha256 on download,
+# which is what pins it).
 UCI_HUB = HubSource(
     "IsaacDev/sentiment-labelled-sentences",
     files=tuple((rel, rel.rsplit("/", 1)[1]) for rel in UCI_DOMAINS.values()),
+    unpinned="no public commit id found; every downloaded file is checked against its sha256",
 )
 GUTENBERG_HUB = HubSource(None, note="this tokenized NLTK Gutenberg selection is not on the hub")
 
