@@ -167,14 +167,8 @@ def _inspect_page(context, path, external):
         lambda r: r.url.startswith("file:") and events["failed"].append(f"{r.url} ({r.failure})"),
     )
     page.goto(path.as_uri(), wait_until="load")
-    if page.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):
-        try:
-            page.wait_for_function(
-                "window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=10000
-            )
-            page.evaluate("() => MathJax.startup.promise.then(() => true)")
-        except Exception:  # noqa: BLE001 - reported below as maths left untypeset
-            pass
+    # MathJax's script is deferred: by "load" it has run (MathJax.startup exists) or it failed.
+    page.evaluate("() => window.MathJax?.startup?.promise.then(() => true)")
     report = page.evaluate(INSPECT)
     cdp = context.new_cdp_session(page)
     report["badge_overlaps"], report["badges"], report["exercise_titles"] = _badge_overlaps(cdp)
@@ -222,7 +216,7 @@ def reports(browser):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         external = []
 
-        def offline(route, external=external):
+        def offline(route):  # one argument: Playwright passes (route, request) to two
             if route.request.url.startswith("file:"):
                 route.continue_()
             else:
