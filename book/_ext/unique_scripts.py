@@ -4,6 +4,7 @@ sphinx-thebe 0.3.1 adds its inline configuration (``const THEBE_JS_URL = ...``) 
 and the second ``const`` declaration is a JavaScript error on every page of the book
 (tests/test_browser.py fails on console errors). Identical scripts are dropped from the page's list.
 """
+
 from __future__ import annotations
 
 
@@ -13,7 +14,8 @@ def _unique_scripts(app, pagename, templatename, context, doctree):
         return
     seen, unique = set(), []
     for script in scripts:
-        attributes = tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items()))
+        attributes = getattr(script, "attributes", {})
+        attributes = tuple(sorted((k, str(v)) for k, v in attributes.items()))
         key = (str(getattr(script, "filename", script) or ""), attributes)  # None and "": inline
         if key not in seen:
             seen.add(key)
