@@ -78,6 +78,7 @@ TIMED = start=$$(date +%s); trap 'echo "$@: $$(( $$(date +%s) - start )) s"' EXI
 lint: install
 	$(BIN)ruff format --check tlcourse
 	$(BIN)ruff check tlcourse
+	$(BIN)actionlint  # .github/workflows/*.yml
 
 unit: install
 	@$(TIMED) $(PY) -m pytest tests -q -p no:cacheprovider -m "not notebook and not book" || [ $$? -eq 5 ]
@@ -107,7 +108,8 @@ STRICT := -W -n --keep-going
 
 # Warnings are errors; the outputs are nbval's (the same jupyter-cache), so nothing executes again:
 # tests/test_book_build.py checks that each chapter's cache record is still the one nbval stored and
-# that the HTML has the chapters' outputs and plots. (Run alone, these builds execute what is missing.)
+# that the HTML has the chapters' outputs and plots; tests/test_browser.py opens both builds offline in
+# Chromium (/usr/bin/chromium). (Run alone, these builds execute what is missing.)
 book-check: install
 	@mkdir -p _build && date +%s > _build/.book-check-start
 	sed $(ABS_PATHS) $(SHARED_CACHE) _config.yml > _build/_config.check.yml
@@ -116,7 +118,7 @@ book-check: install
 	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT)
 	@! grep -l 'class="solution' _build/check-nosolutions/_build/html/book/*.html || (echo "solutions leaked into the no-solutions build" && false)
 	@grep -q 'class="exercise' _build/check-nosolutions/_build/html/book/01-what-is-transfer.html || (echo "the no-solutions build lost its exercises" && false)
-	TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider -m book tests/test_book_build.py
+	TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider -m book tests/test_book_build.py tests/test_browser.py
 	@echo "book-check: $$(( $$(date +%s) - $$(cat _build/.book-check-start) )) s"
 
 # The book for a graded course: executed like `make book` (same execution cache), solutions removed.

@@ -12,7 +12,8 @@ from pathlib import PurePosixPath
 def _rewrite(node, old: str, new: str) -> None:
     if isinstance(node, dict):
         url = node.get("url")
-        if isinstance(url, str) and old in url:
+        # Only the launch links (Colab, Binder: absolute); the download buttons keep their files.
+        if isinstance(url, str) and old in url and url.startswith(("https://", "http://")):
             node["url"] = url.replace(old, new)
         for value in node.values():
             _rewrite(value, old, new)
