@@ -30,6 +30,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from .._release import REPOSITORY_URL
 from ._checksums import CHECKSUMS
 from ._paths import (
     FIX_HINT,
@@ -42,8 +43,7 @@ from ._paths import (
     verified,
 )
 
-# The course repository (as _config.yml's repository.url; tests/test_bundle.py checks they agree).
-REPOSITORY_URL = "https://github.com/tlcourse/tlcourse"
+# The course repository is set in one place, tlcourse/_release.py (as _config.yml's repository.url).
 # Bump the tag whenever an archive changes: a release's assets are never replaced in place.
 DATA_BUNDLE_TAG = "data-v1"
 DATA_BUNDLE_URL = f"{REPOSITORY_URL}/releases/download/{DATA_BUNDLE_TAG}/"
