@@ -286,6 +286,18 @@ def test_l2sp_gradient_is_analytic(beta):
             torch.testing.assert_close(p.grad, 2 * beta * p.detach(), rtol=1e-5, atol=1e-9)
         else:
             assert p.grad is None
+    # add_gradient puts the same gradient into p.grad without a graph (zero where it was zero)
+    autograd = {
+        n: (p.grad.clone() if p.grad is not None else None) for n, p in model.named_parameters()
+    }
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p) if p.grad is not None else None
+    reg.add_gradient(model)
+    for n, p in model.named_parameters():
+        if autograd[n] is None:
+            assert p.grad is None
+        else:
+            torch.testing.assert_close(p.grad, autograd[n], rtol=1e-5, atol=1e-9)
 
 
 def test_head_features_are_what_the_classifier_sees():

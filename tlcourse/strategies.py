@@ -290,6 +290,20 @@ class L2SP:
 
     __call__ = penalty
 
+    @torch.no_grad()
+    def add_gradient(self, model: nn.Module) -> None:
+        """Add the penalty's gradient, ``2 lam (theta - theta0)`` (and ``2 beta theta`` on the
+        head), to ``p.grad`` in place: call it after ``loss.backward()`` instead of adding
+        :meth:`penalty` to the loss. Same update, without building a graph over every weight
+        (a quarter of a MiniLM step's time). Frozen parameters (``grad`` None) are skipped."""
+        for name, p in model.named_parameters():
+            if p.grad is None:
+                continue
+            if name in self.start:
+                p.grad.add_(p - self.start[name].to(p.device), alpha=2 * self.lam)
+            elif self.beta:
+                p.grad.add_(p, alpha=2 * self.beta)
+
 
 @torch.no_grad()
 def head_features(
