@@ -122,6 +122,8 @@ def finetune_classifier(
     seed: int = 0,
     device="cpu",
     loss_fn: LossFn = _label_loss,
+    param_groups: list[dict] | None = None,
+    after_backward: Callable[[], None] | None = None,
 ) -> tuple[float, list[float]]:
     """Fine-tune every parameter of ``model`` (a ``...ForSequenceClassification``) on encoded
     ``train``.
@@ -131,7 +133,10 @@ def finetune_classifier(
     freshly initialised head, named ``classifier.*`` as in transformers, train at
     ``cfg.lr * cfg.head_lr_scale``. ``loss_fn(logits,
     batch)`` sees every column of the batch (the labels, or e.g. a teacher's logits in chapter 8);
-    the model sees only its inputs. Returns the test accuracy and the training losses.
+    the model sees only its inputs. ``param_groups`` replaces the two groups (body, head) with the
+    caller's, e.g. chapter 9's per-layer rates; ``after_backward()`` runs after each backward pass,
+    before clipping (e.g. adding L2-SP's gradient). Parameters with ``requires_grad`` False are not
+    updated. Returns the test accuracy and the training losses.
     """
     model.to(device).train()
     steps = cfg.steps(len(train["input_ids"]))
@@ -139,7 +144,7 @@ def finetune_classifier(
     named = list(model.named_parameters())
     head = [p for n, p in named if n.startswith("classifier.")]
     body = [p for n, p in named if not n.startswith("classifier.")]
-    groups = [
+    groups = param_groups or [
         {"params": ps, "lr": lr}
         for ps, lr in ((body, cfg.lr), (head, cfg.lr * cfg.head_lr_scale))
         if ps
@@ -159,6 +164,8 @@ def finetune_classifier(
         loss = loss_fn(model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).logits, batch)
         opt.zero_grad()
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
         schedule.step()

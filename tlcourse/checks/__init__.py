@@ -304,9 +304,9 @@ def keeps_global_rng(check: Callable) -> Callable:
 
 # The chapters' checks, importable as attributes:
 # ``from tlcourse import checks; checks.transfer...``
-from . import bert, distill, elmo, embeddings, lora, meta, t5, transfer  # noqa: E402
+from . import bert, distill, elmo, embeddings, finetuning, lora, meta, t5, transfer  # noqa: E402
 
-CHAPTER_MODULES = (transfer, embeddings, elmo, bert, t5, lora, meta, distill)
+CHAPTER_MODULES = (transfer, embeddings, elmo, bert, t5, lora, meta, distill, finetuning)
 for _module in CHAPTER_MODULES:  # every public check of every chapter keeps the global RNGs
     for _name, _fn in list(vars(_module).items()):
         if (

@@ -1,0 +1,237 @@
+"""Chapter 9: the experiments — what fine-tuning forgets, and the strategies that keep it.
+
+A *source* model (MiniLM fine-tuned on SST-2 sentiment, cached) is fine-tuned again on a *target*
+task (AG News topics, a new 4-way head). Each strategy of :mod:`tlcourse.strategies` is run on the
+same target data with the same seeds, and two numbers are kept per run: the target accuracy, and
+the source accuracy of the new body read by the *old* SST-2 head (how much of the source task is
+forgotten, as in the set-up of Li & Hoiem 2016, "Learning without forgetting").
+
+* :class:`FinetuningChapterConfig` / :data:`CONFIGS`: the chapter's sizes per profile;
+* :func:`source_model`: MiniLM + mean pooling fine-tuned on SST-2 (cached artefact);
+* :func:`target_splits`: the encoded AG News train subset of one seed and the fixed test set;
+* :func:`run_strategy`: one strategy, one seed: target accuracy, source accuracy, distance moved;
+* :func:`strategy_runs`: every strategy x seed, as a DataFrame.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from .. import data, hub
+from ..finetune import FinetuneConfig, encode, evaluate, finetune_classifier, minilm_classifier
+from ..strategies import (
+    L2SP,
+    blocks,
+    discriminative_groups,
+    head_features,
+    linear_probe_head,
+    tune_only,
+)
+from ..train import progress_bar, seeded
+
+STRATEGIES = (
+    "feature extraction",
+    "full fine-tuning",
+    "L2-SP",
+    "top layers only",
+    "LP-FT",
+    "discriminative rates",
+)
+
+
+@dataclass(frozen=True)
+class FinetuningChapterConfig:
+    """Sizes of chapter 9 for one profile."""
+
+    source_train: int = 1280  # SST-2 training sentences (class-balanced)
+    source_test: int = 300  # SST-2 validation sentences (class-balanced)
+    source: FinetuneConfig = field(
+        default_factory=lambda: FinetuneConfig(
+            epochs=1.0, min_steps=10, max_steps=10_000, batch=16, lr=1e-4, head_lr_scale=20.0
+        )
+    )
+    target_train: int = 256  # AG News articles with labels (class-balanced, one subset per seed)
+    target_test: int = 300  # of the official test set (class-balanced, the same for every run)
+    target_len: int = 32  # tokens: the first sentence or two of an article names its topic
+    # The target runs: a learning rate at which full fine-tuning fits the target fast and moves the
+    # body far (the regime where forgetting shows); the new head at its own, higher rate.
+    target: FinetuneConfig = field(
+        default_factory=lambda: FinetuneConfig(
+            epochs=3.0, min_steps=30, max_steps=10_000, batch=16, lr=5e-4, head_lr_scale=4.0,
+            max_len=32,
+        )
+    )  # fmt: skip
+    l2sp: float = 1.0  # lambda of L2-SP (the paper's alpha / 2)
+    top_layers: int = 2  # "top layers only": the top encoder layers and the head train
+    decay: float = 2.6  # discriminative rates: each block down divides the rate by this (ULMFiT)
+    strategies: tuple[str, ...] = (
+        "feature extraction",
+        "full fine-tuning",
+        "L2-SP",
+        "top layers only",
+        "discriminative rates",
+    )
+    budgets: tuple[int, ...] = (32, 256)  # labels: feature extraction vs fine-tuning
+    seeds: int = 3
+
+
+CONFIGS = {
+    "cpu": FinetuningChapterConfig(),
+    "gpu": FinetuningChapterConfig(
+        source_train=8000,
+        source_test=872,
+        target_train=1024,
+        target_test=2000,
+        budgets=(32, 128, 512, 1024),
+        seeds=5,
+    ),
+}
+
+
+def source_model(cfg: FinetuningChapterConfig, tokenizer, device="cpu") -> torch.nn.Module:
+    """MiniLM read out by its token mean with a 2-way head, fine-tuned on ``cfg.source_train``
+    SST-2 sentences: the model whose SST-2 skill the target fine-tuning may forget. Cached."""
+    sst2 = data.load("sst2")
+
+    def build() -> torch.nn.Module:
+        with seeded(0):
+            return minilm_classifier(2)
+
+    def train(model: torch.nn.Module) -> dict:
+        rows = _balanced(sst2["train"], cfg.source_train, seed=0)
+        encoded = encode(tokenizer, rows, ["sentence"], cfg.source.max_len)
+        start = time.time()
+        _, losses = finetune_classifier(model, encoded, encoded, cfg.source, seed=0, device=device)
+        return {"final_loss": losses[-1], "seconds": time.time() - start}
+
+    key = {"rows": cfg.source_train, **cfg.source.__dict__}
+    model, _ = hub.cached_module("ch09-source", key, build, train)
+    return model.eval()
+
+
+def _balanced(split, n: int, seed: int):
+    idx = data.label_budget_indices(list(split["label"]), [n], seed=seed)[n]
+    return split.select(sorted(int(i) for i in idx))
+
+
+def source_test(cfg: FinetuningChapterConfig, tokenizer) -> dict[str, torch.Tensor]:
+    """The SST-2 validation sentences on which forgetting is measured."""
+    rows = _balanced(data.load("sst2")["validation"], cfg.source_test, seed=0)
+    return encode(tokenizer, rows, ["sentence"], cfg.source.max_len)
+
+
+def target_splits(
+    cfg: FinetuningChapterConfig, tokenizer, n: int, seed: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``n`` labelled AG News articles (class-balanced, drawn with ``seed``) and the test set."""
+    ag = data.load("ag_news")
+    train = encode(tokenizer, _balanced(ag["train"], n, seed), ["text"], cfg.target_len)
+    test = encode(tokenizer, _balanced(ag["test"], cfg.target_test, 0), ["text"], cfg.target_len)
+    return train, test
+
+
+def source_accuracy(model, source_head: torch.nn.Module, test: dict[str, torch.Tensor]) -> float:
+    """Accuracy on the source task of ``model``'s body read by the source model's own head."""
+    target_head, model.classifier = model.classifier, source_head
+    try:
+        return evaluate(model, test)
+    finally:
+        model.classifier = target_head
+
+
+def distance(model, start: dict[str, torch.Tensor]) -> float:
+    """How far the body moved: ``||theta - theta0||`` over the parameters outside the head."""
+    body = [(n, p) for name, ps in blocks(model) if name != "head" for n, p in ps]
+    return float(sum((p.detach() - start[n]).pow(2).sum() for n, p in body) ** 0.5)
+
+
+def run_strategy(
+    strategy: str,
+    source: torch.nn.Module,
+    train: dict[str, torch.Tensor],
+    test: dict[str, torch.Tensor],
+    src_test: dict[str, torch.Tensor],
+    cfg: FinetuningChapterConfig,
+    seed: int,
+    device="cpu",
+) -> dict:
+    """Fine-tune a copy of ``source`` with a new 4-way head on ``train`` by ``strategy``.
+
+    Returns the target accuracy, the source accuracy (old head on the new body), the distance the
+    body moved, and the wall time. The new head's initialisation and the batches depend on
+    ``seed`` only, so strategies with the same seed see the same data in the same order.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {strategy!r}; chapter 9 runs: {', '.join(STRATEGIES)}.")
+    start_time = time.time()
+    model = copy.deepcopy(source)
+    with seeded(100 + seed):
+        model.classifier = torch.nn.Linear(model.classifier.in_features, 4)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tcfg, groups, after = cfg.target, None, None
+    head_lr = tcfg.lr * tcfg.head_lr_scale
+    if strategy in ("feature extraction", "LP-FT"):
+        linear_probe_head(model, head_features(model, train), train["labels"])
+    if strategy == "feature extraction":
+        target_acc = evaluate(model, test)
+    else:
+        if strategy == "L2-SP":
+            reg = L2SP(model, lam=cfg.l2sp)
+            after = lambda: reg.add_gradient(model)  # noqa: E731
+            named = list(model.named_parameters())
+            body = [p for n, p in named if n in reg.start]
+            head = [p for n, p in named if n not in reg.start]
+            # the body decays towards its start (L2-SP), not towards zero
+            groups = [
+                {"params": body, "lr": tcfg.lr, "weight_decay": 0.0},
+                {"params": head, "lr": head_lr},
+            ]
+        elif strategy == "top layers only":
+            names = [name for name, _ in blocks(model)]
+            tune_only(model, names[-1 - cfg.top_layers :])
+        elif strategy == "discriminative rates":
+            groups = discriminative_groups(model, tcfg.lr, decay=cfg.decay, head_lr=head_lr)
+        with seeded(1000 + seed):  # dropout too: a run does not depend on the runs before it
+            target_acc, _ = finetune_classifier(
+                model, train, test, tcfg, seed=seed, device=device, param_groups=groups,
+                after_backward=after,
+            )  # fmt: skip
+    source_head = source.classifier
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "labels": len(train["labels"]),
+        "target": target_acc,
+        "source": source_accuracy(model, source_head, src_test),
+        "distance": distance(model, start),
+        "seconds": time.time() - start_time,
+    }
+
+
+def strategy_runs(
+    cfg: FinetuningChapterConfig,
+    tokenizer,
+    source: torch.nn.Module,
+    strategies: tuple[str, ...] | None = None,
+    n: int | None = None,
+    device="cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Every strategy x seed on ``n`` target labels (default ``cfg.target_train``); one row each."""
+    strategies = strategies or cfg.strategies
+    n = n or cfg.target_train
+    src_test = source_test(cfg, tokenizer)
+    rows = []
+    bar = progress_bar(total=len(strategies) * cfg.seeds, desc=f"{n} labels", progress=progress)
+    for seed in range(cfg.seeds):
+        train, test = target_splits(cfg, tokenizer, n, seed)
+        for strategy in strategies:
+            rows.append(run_strategy(strategy, source, train, test, src_test, cfg, seed, device))
+            bar.update()
+    bar.close()
+    return pd.DataFrame(rows)
