@@ -103,7 +103,7 @@ def source_model(cfg: FinetuningChapterConfig, tokenizer, device="cpu") -> torch
             return minilm_classifier(2)
 
     def train(model: torch.nn.Module) -> dict:
-        rows = _balanced(sst2["train"], cfg.source_train, seed=0)
+        rows = data.budget_subset(sst2["train"], cfg.source_train, seed=0)
         encoded = encode(tokenizer, rows, ["sentence"], cfg.source.max_len)
         start = time.time()
         _, losses = finetune_classifier(model, encoded, encoded, cfg.source, seed=0, device=device)
@@ -114,14 +114,9 @@ def source_model(cfg: FinetuningChapterConfig, tokenizer, device="cpu") -> torch
     return model.eval()
 
 
-def _balanced(split, n: int, seed: int):
-    idx = data.label_budget_indices(list(split["label"]), [n], seed=seed)[n]
-    return split.select(sorted(int(i) for i in idx))
-
-
 def source_test(cfg: FinetuningChapterConfig, tokenizer) -> dict[str, torch.Tensor]:
     """The SST-2 validation sentences on which forgetting is measured."""
-    rows = _balanced(data.load("sst2")["validation"], cfg.source_test, seed=0)
+    rows = data.budget_subset(data.load("sst2")["validation"], cfg.source_test, seed=0)
     return encode(tokenizer, rows, ["sentence"], cfg.source.max_len)
 
 
@@ -130,9 +125,12 @@ def target_splits(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``n`` labelled AG News articles (class-balanced, drawn with ``seed``) and the test set."""
     ag = data.load("ag_news")
-    train = encode(tokenizer, _balanced(ag["train"], n, seed), ["text"], cfg.target_len)
-    test = encode(tokenizer, _balanced(ag["test"], cfg.target_test, 0), ["text"], cfg.target_len)
-    return train, test
+    train = data.budget_subset(ag["train"], n, seed)
+    test = data.budget_subset(ag["test"], cfg.target_test, 0)
+    return (
+        encode(tokenizer, train, ["text"], cfg.target_len),
+        encode(tokenizer, test, ["text"], cfg.target_len),
+    )
 
 
 def source_accuracy(model, source_head: torch.nn.Module, test: dict[str, torch.Tensor]) -> float:
