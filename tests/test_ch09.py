@@ -1,5 +1,7 @@
 """Chapter 9's protocol pieces that need no data: the old head is put back after a source
 evaluation, the distance counts the body only, and an unknown strategy is a clear error."""
+import dataclasses
+
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -49,3 +51,22 @@ def test_distance_counts_the_body_and_not_the_head():
 def test_unknown_strategy_names_the_known_ones():
     with pytest.raises(ValueError, match="full fine-tuning"):
         ch.run_strategy("everything", _model(), _data(), _data(), _data(), ch.CONFIGS["cpu"], 0)
+
+
+def test_drop_vowels_keeps_short_words_and_first_letters():
+    assert ch.drop_vowels("this movie is a great deal of fun") == "ths mv is a grt dl of fun"
+    assert ch.drop_vowels("aeiou item") == "a itm"  # the first letter stays, vowel or not
+
+
+def test_unknown_shift_and_block_are_clear_errors():
+    with pytest.raises(ValueError, match="no vowels"):
+        ch.shifted_sst2(ch.CONFIGS["cpu"], None, "typos", 8, 0)
+    cfg = dataclasses.replace(ch.CONFIGS["cpu"], surgical_blocks=("embeddings", "layer 9"))
+    with pytest.raises(ValueError, match=r"unknown \['layer 9'\]"):
+        ch.surgical_runs(cfg, None, _model())
+
+
+def test_profiles_name_known_strategies_and_blocks():
+    for cfg in ch.CONFIGS.values():
+        assert set(cfg.strategies) <= set(ch.STRATEGIES)
+        assert {"embeddings", "head"} <= set(cfg.surgical_blocks or ("embeddings", "head"))

@@ -10,12 +10,15 @@ forgotten, as in the set-up of Li & Hoiem 2016, "Learning without forgetting").
 * :func:`source_model`: MiniLM + mean pooling fine-tuned on SST-2 (cached artefact);
 * :func:`target_splits`: the encoded AG News train subset of one seed and the fixed test set;
 * :func:`run_strategy`: one strategy, one seed: target accuracy, source accuracy, distance moved;
-* :func:`strategy_runs`: every strategy x seed, as a DataFrame.
+* :func:`strategy_runs`: every strategy x seed, as a DataFrame;
+* :func:`drop_vowels`, :func:`shifted_sst2`, :func:`surgical_runs`: surgical fine-tuning (Lee et al.
+  2023) of one block at a time, under an input-level and an output-level shift of SST-2.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +29,7 @@ from .. import data, hub
 from ..finetune import FinetuneConfig, encode, evaluate, finetune_classifier, minilm_classifier
 from ..strategies import (
     L2SP,
+    block_names,
     blocks,
     discriminative_groups,
     head_features,
@@ -49,35 +53,46 @@ class FinetuningChapterConfig:
     """Sizes of chapter 9 for one profile."""
 
     source_train: int = 1280  # SST-2 training sentences (class-balanced)
-    source_test: int = 300  # SST-2 validation sentences (class-balanced)
+    source_test: int = 200  # SST-2 validation sentences (class-balanced)
     source: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
             epochs=1.0, min_steps=10, max_steps=10_000, batch=16, lr=1e-4, head_lr_scale=20.0
         )
     )
     target_train: int = 256  # AG News articles with labels (class-balanced, one subset per seed)
-    target_test: int = 300  # of the official test set (class-balanced, the same for every run)
+    target_test: int = 200  # of the official test set (class-balanced, the same for every run)
     target_len: int = 32  # tokens: the first sentence or two of an article names its topic
     # The target runs: a learning rate at which full fine-tuning fits the target fast and moves the
-    # body far (the regime where forgetting shows); the new head at its own, higher rate.
+    # body far (the regime where forgetting shows); the new head at its own, higher rate. 48 steps
+    # of 8 articles: small batches keep the cpu profile within its time.
     target: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
-            epochs=3.0, min_steps=30, max_steps=10_000, batch=16, lr=5e-4, head_lr_scale=4.0,
+            epochs=1.5, min_steps=30, max_steps=10_000, batch=8, lr=5e-4, head_lr_scale=4.0,
             max_len=32,
         )
     )  # fmt: skip
     l2sp: float = 1.0  # lambda of L2-SP (the paper's alpha / 2)
     top_layers: int = 2  # "top layers only": the top encoder layers and the head train
     decay: float = 2.6  # discriminative rates: each block down divides the rate by this (ULMFiT)
+    # discriminative rates only in the gpu profile: the cpu profile's five minutes hold four
     strategies: tuple[str, ...] = (
         "feature extraction",
         "full fine-tuning",
         "L2-SP",
         "top layers only",
-        "discriminative rates",
     )
     budgets: tuple[int, ...] = (32, 256)  # labels: feature extraction vs fine-tuning
     seeds: int = 3
+    # Surgical fine-tuning: shifted SST-2 sentences for the source model, one block tuned at a time
+    # (None: every block and "all"). The source head is pretrained, so it gets its own high rate.
+    surgical_train: int = 128
+    surgical_blocks: tuple[str, ...] | None = ("embeddings", "head")
+    surgical: FinetuneConfig = field(
+        default_factory=lambda: FinetuneConfig(
+            epochs=2.0, min_steps=24, max_steps=10_000, batch=8, lr=5e-4, head_lr_scale=20.0,
+            max_len=48,
+        )
+    )  # fmt: skip
 
 
 CONFIGS = {
@@ -89,6 +104,9 @@ CONFIGS = {
         target_test=2000,
         budgets=(32, 128, 512, 1024),
         seeds=5,
+        strategies=(*STRATEGIES[:4], "discriminative rates"),
+        surgical_train=512,
+        surgical_blocks=None,
     ),
 }
 
@@ -153,16 +171,17 @@ def run_strategy(
     source: torch.nn.Module,
     train: dict[str, torch.Tensor],
     test: dict[str, torch.Tensor],
-    src_test: dict[str, torch.Tensor],
+    src_test: dict[str, torch.Tensor] | None,
     cfg: FinetuningChapterConfig,
     seed: int,
     device="cpu",
 ) -> dict:
     """Fine-tune a copy of ``source`` with a new 4-way head on ``train`` by ``strategy``.
 
-    Returns the target accuracy, the source accuracy (old head on the new body), the distance the
-    body moved, and the wall time. The new head's initialisation and the batches depend on
-    ``seed`` only, so strategies with the same seed see the same data in the same order.
+    Returns the target accuracy, the source accuracy (old head on the new body; NaN without
+    ``src_test``), the distance the body moved, and the wall time. The new head's initialisation
+    and the batches depend on ``seed`` only, so strategies with the same seed see the same data in
+    the same order.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown strategy {strategy!r}; chapter 9 runs: {', '.join(STRATEGIES)}.")
@@ -205,7 +224,9 @@ def run_strategy(
         "seed": seed,
         "labels": len(train["labels"]),
         "target": target_acc,
-        "source": source_accuracy(model, source_head, src_test),
+        "source": float("nan")
+        if src_test is None
+        else source_accuracy(model, source_head, src_test),
         "distance": distance(model, start),
         "seconds": time.time() - start_time,
     }
@@ -219,11 +240,13 @@ def strategy_runs(
     n: int | None = None,
     device="cpu",
     progress: bool = True,
+    forgetting: bool = True,
 ) -> pd.DataFrame:
-    """Every strategy x seed on ``n`` target labels (default ``cfg.target_train``); one row each."""
+    """Every strategy x seed on ``n`` target labels (default ``cfg.target_train``); one row each.
+    ``forgetting=False`` skips the source-task evaluation (its column is NaN)."""
     strategies = strategies or cfg.strategies
     n = n or cfg.target_train
-    src_test = source_test(cfg, tokenizer)
+    src_test = source_test(cfg, tokenizer) if forgetting else None
     rows = []
     bar = progress_bar(total=len(strategies) * cfg.seeds, desc=f"{n} labels", progress=progress)
     for seed in range(cfg.seeds):
@@ -231,5 +254,74 @@ def strategy_runs(
         for strategy in strategies:
             rows.append(run_strategy(strategy, source, train, test, src_test, cfg, seed, device))
             bar.update()
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+# Two shifts of SST-2 for the source model, and the level at which each one acts (Lee et al. 2023).
+SHIFTS = {"no vowels": "input", "flipped labels": "output"}
+
+
+def drop_vowels(text: str) -> str:
+    """An input-level shift: words of four letters or more keep their first letter and lose every
+    other vowel ("this movie is great" -> "ths mv is grt"). The meaning, and so the label, stays."""
+    return " ".join(
+        word if len(word) < 4 else word[0] + re.sub("[aeiou]", "", word[1:])
+        for word in text.split(" ")
+    )
+
+
+def shifted_sst2(
+    cfg: FinetuningChapterConfig, tokenizer, shift: str, n: int, seed: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``n`` SST-2 training sentences (class-balanced, seed ``10 + seed``: not the source model's
+    own subset) and the source test sentences, both under ``shift`` (a key of :data:`SHIFTS`)."""
+    if shift not in SHIFTS:
+        raise ValueError(f"Unknown shift {shift!r}; chapter 9 has: {', '.join(SHIFTS)}.")
+    sst2 = data.load("sst2")
+
+    def apply(rows):
+        if shift == "no vowels":
+            return rows.map(lambda r: {"sentence": drop_vowels(r["sentence"])})
+        return rows.map(lambda r: {"label": 1 - r["label"]})
+
+    train = apply(data.budget_subset(sst2["train"], n, seed=10 + seed))
+    test = apply(data.budget_subset(sst2["validation"], cfg.source_test, seed=0))
+    encoded = [
+        encode(tokenizer, rows, ["sentence"], cfg.surgical.max_len) for rows in (train, test)
+    ]
+    return encoded[0], encoded[1]
+
+
+def surgical_runs(
+    cfg: FinetuningChapterConfig, tokenizer, source: torch.nn.Module, device="cpu", progress=True
+) -> pd.DataFrame:
+    """Surgical fine-tuning: for each shift of :data:`SHIFTS` and seed, a copy of the source model
+    (its own SST-2 head kept) is tuned on ``cfg.surgical_train`` shifted sentences with only one
+    block trainable (``cfg.surgical_blocks``; ``"all"`` = every block). Rows: shift, level, block,
+    seed, accuracy on the shifted test set; block ``"none"`` is the source model untouched."""
+    names = block_names(source)
+    tuned = cfg.surgical_blocks or (*names, "all")
+    if unknown := sorted(set(tuned) - {*names, "all"}):
+        raise ValueError(f"surgical_blocks: unknown {unknown}; the blocks are {names} and 'all'.")
+    rows = []
+    bar = progress_bar(
+        total=len(SHIFTS) * cfg.seeds * len(tuned), desc="surgical", progress=progress
+    )
+    for shift, level in SHIFTS.items():
+        for seed in range(cfg.seeds):
+            train, test = shifted_sst2(cfg, tokenizer, shift, cfg.surgical_train, seed)
+            row = {"shift": shift, "level": level, "seed": seed}
+            if seed == 0:
+                rows.append({**row, "block": "none", "accuracy": evaluate(source, test)})
+            for block in tuned:
+                model = copy.deepcopy(source)
+                tune_only(model, names if block == "all" else [block])
+                with seeded(1000 + seed):
+                    acc, _ = finetune_classifier(
+                        model, train, test, cfg.surgical, seed=seed, device=device
+                    )
+                rows.append({**row, "block": block, "accuracy": acc})
+                bar.update()
     bar.close()
     return pd.DataFrame(rows)
