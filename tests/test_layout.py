@@ -27,7 +27,7 @@ PLUMBING = {"tlcourse", "tlcourse.config", "tlcourse.hub", "tlcourse.train", "tl
             "tlcourse.assign", "tlcourse.cli", "tlcourse._fs", "tlcourse._release"}
 METHODS = {f"tlcourse.{m}" for m in [
     "adapters", "bow", "distill", "elmo", "embeddings", "episodes", "features", "finetune", "glove", "lora", "meta",
-    "mlm", "probes", "strategies", "t5", "t5_train", "tagging", "wordpiece", "wordvectors"]}
+    "mlm", "probes", "ssl", "strategies", "t5", "t5_train", "tagging", "wordpiece", "wordvectors"]}
 # Folders whose every module has one kind.
 FOLDERS = {"tlcourse.data": "plumbing", "tlcourse.chapters": "chapter", "tlcourse.checks": "checks"}
 CHAPTER_NAME = re.compile(r"^ch\d\d_[a-z0-9_]+$")
