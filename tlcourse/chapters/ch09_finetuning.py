@@ -104,7 +104,7 @@ CONFIGS = {
         target_test=2000,
         budgets=(32, 128, 512, 1024),
         seeds=5,
-        strategies=(*STRATEGIES[:4], "discriminative rates"),
+        strategies=(*FinetuningChapterConfig.strategies, "discriminative rates"),
         surgical_train=512,
         surgical_blocks=None,
     ),
