@@ -1,5 +1,6 @@
 """tlcourse.ssl: InfoNCE against its cross-entropy form and its bound on mutual information,
 NT-Xent's optimum and gradient, rotation labels, and what the augmentations keep and change."""
+
 import math
 
 import pytest
@@ -21,7 +22,9 @@ def _reference_nt_xent(z1, z2, temperature):
 
 def test_info_nce_is_cross_entropy_of_picking_the_diagonal():
     scores = torch.randn(7, 7, generator=torch.Generator().manual_seed(0))
-    assert ssl.info_nce(scores).item() == pytest.approx(F.cross_entropy(scores, torch.arange(7)).item(), abs=1e-6)
+    assert ssl.info_nce(scores).item() == pytest.approx(
+        F.cross_entropy(scores, torch.arange(7)).item(), abs=1e-6
+    )
 
 
 def test_info_nce_of_uninformative_scores_is_log_k():
@@ -42,7 +45,9 @@ def test_info_nce_bounds_the_mutual_information_of_correlated_gaussians():
         bounds = []
         for _ in range(batches):
             x = torch.randn(k, d, generator=g, dtype=torch.float64)
-            y = rho * x + math.sqrt(1 - rho**2) * torch.randn(k, d, generator=g, dtype=torch.float64)
+            y = rho * x + math.sqrt(1 - rho**2) * torch.randn(
+                k, d, generator=g, dtype=torch.float64
+            )
             diff = y[None, :, :] - rho * x[:, None, :]  # scores[i, j] = critic(x_i, y_j)
             scores = -(diff**2).sum(-1) / (2 * (1 - rho**2)) + (y**2).sum(-1)[None, :] / 2
             bounds.append(ssl.mi_lower_bound(ssl.info_nce(scores).item(), k))
@@ -57,7 +62,9 @@ def test_nt_xent_matches_the_cross_entropy_reference():
     g = torch.Generator().manual_seed(1)
     z1, z2 = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
     for t in (0.1, 0.5, 2.0):
-        assert ssl.nt_xent(z1, z2, t).item() == pytest.approx(_reference_nt_xent(z1, z2, t).item(), rel=1e-5)
+        assert ssl.nt_xent(z1, z2, t).item() == pytest.approx(
+            _reference_nt_xent(z1, z2, t).item(), rel=1e-5
+        )
 
 
 def test_nt_xent_is_smallest_when_positives_align_and_negatives_are_orthogonal():
@@ -133,9 +140,27 @@ def test_pretrain_lowers_the_simclr_loss_and_leaves_the_callers_random_state():
     images = (torch.rand(64, 1, 28, 28, generator=g) > 0.85).float()
     encoder, head = conv4(16), ssl.ProjectionHead(16, 32, 16)
     state = torch.random.get_rng_state()
-    losses = ssl.pretrain(encoder, head, ssl.simclr_loss(0.5), images, steps=30, batch=16, lr=3e-3, progress=False)
+    losses = ssl.pretrain(
+        encoder, head, ssl.simclr_loss(0.5), images, steps=30, batch=16, lr=3e-3, progress=False
+    )
     assert torch.equal(state, torch.random.get_rng_state())
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
     rot_head = torch.nn.Linear(16, 4)
-    losses = ssl.pretrain(conv4(16), rot_head, ssl.rotation_loss, images, steps=30, batch=16, lr=3e-3, progress=False)
+    losses = ssl.pretrain(
+        conv4(16), rot_head, ssl.rotation_loss, images, steps=30, batch=16, lr=3e-3, progress=False
+    )
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def test_pretrain_with_labels_trains_the_supervised_baseline():
+    from tlcourse.meta import conv4
+
+    g = torch.Generator().manual_seed(9)
+    labels = torch.arange(4).repeat(16)
+    images = (torch.rand(4, 1, 28, 28, generator=g) > 0.8).float()[labels]  # 4 classes, 16 copies
+    encoder, head = conv4(16), torch.nn.Linear(16, 4)
+    losses = ssl.pretrain(encoder, head, ssl.supervised_loss, images, steps=20, batch=16, lr=3e-3,
+                          progress=False, labels=labels)  # fmt: skip
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    with pytest.raises(ValueError, match="64 images but 3 labels"):
+        ssl.pretrain(encoder, head, ssl.supervised_loss, images, steps=1, labels=labels[:3])

@@ -8,7 +8,8 @@
 * :func:`rotations`: the rotation pretext task (Gidaris, Singh & Komodakis 2018): every image four
   times, labelled by how far it was turned;
 * :data:`AUGMENTATIONS`, :func:`augment`, :func:`two_views`: random views of 28x28 character images;
-* :class:`ProjectionHead`, :func:`pretrain`: one training loop for any of these pretext losses.
+* :class:`ProjectionHead`, :func:`pretrain`: one training loop for any of these pretext losses (and
+  for :func:`supervised_loss`, the labelled baseline they are compared with).
 """
 
 from __future__ import annotations
@@ -183,6 +184,8 @@ def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
+# loss(encoder, head, batch, generator): ``batch`` is a tensor of images, or ``(images, labels)``
+# when :func:`pretrain` is given labels
 PretextLoss = Callable[[nn.Module, nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -204,6 +207,14 @@ def rotation_loss(encoder, head, images, g) -> torch.Tensor:
     return F.cross_entropy(head(encoder(turned.to(device))), labels.to(device))
 
 
+def supervised_loss(encoder, head, batch, g) -> torch.Tensor:
+    """The labelled baseline for :func:`pretrain` (called with ``labels``): a linear head predicts
+    each image's class, plain cross-entropy, no augmentation."""
+    images, labels = batch
+    device = _device(encoder)
+    return F.cross_entropy(head(encoder(images.to(device))), labels.to(device))
+
+
 def pretrain(
     encoder: nn.Module,
     head: nn.Module,
@@ -215,13 +226,17 @@ def pretrain(
     seed: int = 0,
     device="cpu",
     progress: bool = True,
+    labels: torch.Tensor | None = None,
 ) -> list[float]:
     """Train ``encoder`` and the pretext ``head`` on unlabelled CPU ``images`` by ``loss`` (e.g.
     :func:`simclr_loss` or :func:`rotation_loss`) for ``steps`` batches drawn with ``seed``; Adam
-    with a cosine decay. The head is thrown away afterwards; the encoder is what transfers.
-    Returns the loss of every step."""
+    with a cosine decay. With ``labels`` (one per image) the loss gets ``(images, labels)``
+    batches, as :func:`supervised_loss` needs. The head is thrown away afterwards; the encoder is
+    what transfers. Returns the loss of every step."""
     if steps < 1 or batch < 2:
         raise ValueError(f"pretrain: need steps >= 1 and batch >= 2, got {steps} and {batch}.")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"pretrain: {len(images)} images but {len(labels)} labels.")
     encoder.to(device).train()
     head.to(device).train()
     params = [*encoder.parameters(), *head.parameters()]
@@ -232,7 +247,8 @@ def pretrain(
     with seeded(seed):
         for _ in progress_bar(range(steps), desc="pretraining", progress=progress):
             idx = torch.randint(0, len(images), (batch,), generator=g)
-            value = loss(encoder, head, images[idx], g)  # the loss moves its batch to the device
+            drawn = images[idx] if labels is None else (images[idx], labels[idx])
+            value = loss(encoder, head, drawn, g)  # the loss moves its batch to the device
             opt.zero_grad()
             value.backward()
             opt.step()

@@ -304,9 +304,20 @@ def keeps_global_rng(check: Callable) -> Callable:
 
 # The chapters' checks, importable as attributes:
 # ``from tlcourse import checks; checks.transfer...``
-from . import bert, distill, elmo, embeddings, finetuning, lora, meta, t5, transfer  # noqa: E402
+from . import (  # noqa: E402
+    bert,
+    distill,
+    elmo,
+    embeddings,
+    finetuning,
+    lora,
+    meta,
+    selfsup,
+    t5,
+    transfer,
+)
 
-CHAPTER_MODULES = (transfer, embeddings, elmo, bert, t5, lora, meta, distill, finetuning)
+CHAPTER_MODULES = (transfer, embeddings, elmo, bert, t5, lora, meta, distill, finetuning, selfsup)
 for _module in CHAPTER_MODULES:  # every public check of every chapter keeps the global RNGs
     for _name, _fn in list(vars(_module).items()):
         if (
