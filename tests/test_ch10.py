@@ -92,3 +92,12 @@ def test_profiles_use_known_augmentations_and_batches_that_split():
         assert cfg.temperature in cfg.temperatures and cfg.batch in cfg.knob_batches, name
         assert all(b % 4 == 0 and cfg.steps * cfg.batch % b == 0 for b in cfg.knob_batches), name
         assert cfg.seeds >= 3 and min(cfg.ways) >= 2, name
+
+
+def test_new_characters_share_no_alphabet_with_the_pretraining_images():
+    from tlcourse.data import load_omniglot
+
+    images, labels, kept = ch.new_characters()
+    seen = set(load_omniglot(ch.PRETRAIN_PART)["alphabet"])
+    assert kept and not seen & set(kept)  # small1 and small2 share Greek and Latin: left out
+    assert images.shape[0] == labels.shape[0] == 20 * len(labels.unique()) < 3120

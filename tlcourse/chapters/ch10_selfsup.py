@@ -2,7 +2,8 @@
 
 Images: the same conv net (``conv4``) is pretrained on the unlabelled characters of Omniglot's
 ``background_small1`` alphabets by nothing, rotation prediction, SimCLR, or supervised
-classification, and transferred to characters of *other* alphabets (``background_small2``):
+classification, and transferred to characters of *other* alphabets (those of ``background_small2``
+that ``background_small1`` lacks, :func:`new_characters`):
 nearest prototype on the frozen features, a linear probe, and fine-tuning, on the same episodes
 for every encoder and seed.
 
@@ -20,6 +21,7 @@ MiniLM's by nearest neighbours and a linear probe on AG News topics.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import hub, mlm, text, wordpiece
-from ..data import load_ag_news
+from ..data import load_ag_news, load_omniglot
 from ..episodes import Episodes, omniglot_images
 from ..features import mean_pool
 from ..meta import conv4, fit_linear_heads, prototypes
@@ -37,6 +39,18 @@ from ..train import adamw, progress_bar, seeded
 
 METHODS = ("none", "rotation", "SimCLR", "supervised")
 PRETRAIN_PART, TEST_PART = "background_small1", "background_small2"
+
+
+@functools.lru_cache(maxsize=1)
+def new_characters() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The transfer task: the characters of ``background_small2`` whose alphabets are not in
+    ``background_small1`` (the two minimal sets share Greek and Latin, with the very same images,
+    so those are left out). Returns ``(images, labels, alphabets kept)``."""
+    seen = set(load_omniglot(PRETRAIN_PART)["alphabet"])
+    alphabets = load_omniglot(TEST_PART)["alphabet"]
+    keep = torch.tensor([a not in seen for a in alphabets])
+    images, labels = omniglot_images(TEST_PART)
+    return images[keep], labels[keep], sorted(set(alphabets) - seen)
 
 
 @dataclass(frozen=True)
@@ -200,9 +214,9 @@ def frozen_features(encoder: torch.nn.Module, images: torch.Tensor) -> torch.Ten
 def test_episodes(
     cfg: SelfSupervisedChapterConfig, n_way: int, k_shot: int, count: int, seed: int = 0
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``count`` seeded ``n_way``-way ``k_shot``-shot episodes of ``background_small2`` as image
+    """``count`` seeded ``n_way``-way ``k_shot``-shot episodes of :func:`new_characters` as image
     indices ``(support, query)``: every encoder is scored on the very same draws."""
-    images, labels = omniglot_images(TEST_PART)
+    images, labels, _ = new_characters()
     episodes = Episodes(images, labels, n_way, k_shot, cfg.queries)
     g = torch.Generator().manual_seed(seed)
     return [episodes.sample_indices(g) for _ in range(count)]
@@ -238,7 +252,7 @@ def finetune_accuracies(
     """Fine-tuning on each episode: a copy of the encoder and a new linear head, initialised from
     the support prototypes (the head a nearest-prototype rule would be), trained together for
     ``cfg.finetune_steps`` Adam steps on the support images; accuracy on the queries."""
-    images, _ = omniglot_images(TEST_PART)
+    images = new_characters()[0]
     n_way, k = 5, cfg.probe_shots
     ys, yq = _episode_labels(n_way, k).to(device), _episode_labels(n_way, cfg.queries).to(device)
     out = []
@@ -268,7 +282,7 @@ def image_runs(
     """Every method x seed: pretrain (or load), then the transfer measures on shared episodes.
     Returns one row per (method, seed, measure) with the mean episode accuracy, and the encoders'
     pretraining losses of seed 0 (for the plot)."""
-    images, _ = omniglot_images(TEST_PART)
+    images = new_characters()[0]
     shots = {f"prototype {w}-way 1-shot": (w, 1, "prototype") for w in cfg.ways}
     shots[f"linear probe 5-way {cfg.probe_shots}-shot"] = (5, cfg.probe_shots, "probe")
     count = {"prototype": cfg.episodes, "probe": cfg.probe_episodes}
@@ -314,7 +328,7 @@ def knob_runs(
     }
     if knob not in settings:
         raise ValueError(f"knob_runs: unknown knob {knob!r}; use one of {list(settings)}.")
-    images, _ = omniglot_images(TEST_PART)
+    images = new_characters()[0]
     n_way = max(cfg.ways)
     drawn = test_episodes(cfg, n_way, 1, cfg.episodes)
     rows = []
