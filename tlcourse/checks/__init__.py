@@ -312,12 +312,25 @@ from . import (  # noqa: E402
     finetuning,
     lora,
     meta,
+    multitask,
     selfsup,
     t5,
     transfer,
 )
 
-CHAPTER_MODULES = (transfer, embeddings, elmo, bert, t5, lora, meta, distill, finetuning, selfsup)
+CHAPTER_MODULES = (
+    transfer,
+    embeddings,
+    elmo,
+    bert,
+    t5,
+    lora,
+    meta,
+    distill,
+    finetuning,
+    selfsup,
+    multitask,
+)
 for _module in CHAPTER_MODULES:  # every public check of every chapter keeps the global RNGs
     for _name, _fn in list(vars(_module).items()):
         if (
