@@ -26,7 +26,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tlcourse"
 PLUMBING = {"tlcourse", "tlcourse.config", "tlcourse.hub", "tlcourse.train", "tlcourse.text", "tlcourse.viz",
             "tlcourse.assign", "tlcourse.cli", "tlcourse._fs", "tlcourse._release"}
 METHODS = {f"tlcourse.{m}" for m in [
-    "adapters", "bow", "distill", "elmo", "embeddings", "episodes", "features", "finetune", "glove", "lora", "meta",
+    "adapters", "bow", "distill", "elmo", "embeddings", "episodes", "features", "finetune", "glove", "icl", "lora",
+    "meta", "multitask",
     "mlm", "probes", "ssl", "strategies", "t5", "t5_train", "tagging", "wordpiece", "wordvectors"]}
 # Folders whose every module has one kind.
 FOLDERS = {"tlcourse.data": "plumbing", "tlcourse.chapters": "chapter", "tlcourse.checks": "checks"}
