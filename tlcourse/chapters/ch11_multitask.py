@@ -100,23 +100,29 @@ CONFIGS = {
 def task_texts(cfg: MultitaskChapterConfig) -> dict[str, dict[str, tuple[list[str], list[int]]]]:
     """``task -> {"pool" | "test": (texts, labels)}``: the IMDb target (a pool to draw the few
     labels from, and a fixed test set) and every partner's training and test sentences. Fixed draws
-    (seed 0), so every seed and condition sees the same partner data. AG News comes encoded
+    (seed 0), so every seed and condition sees the same partner data; no sentence is in both the
+    pool and the test set of a task (repeated sentences are kept once). AG News comes encoded
     from :func:`tlcourse.episodes.ag_news_pool` (see :func:`task_features`)."""
     g = torch.Generator().manual_seed(0)
     out = {}
 
-    def take(texts, labels, n_train, n_test):
+    def take(texts, labels, n_train, n_test):  # n_train None: all but the test sentences
+        # each sentence once: the sources repeat some short ones ("10/10", "Great Phone."), and a
+        # copy in the pool would leak its twin's label into the test set
+        first = list({t: i for i, t in reversed(list(enumerate(texts)))}.values())[::-1]
+        texts, labels = [texts[i] for i in first], [labels[i] for i in first]
         order = torch.randperm(len(texts), generator=g).tolist()
+        n_train = len(texts) - n_test if n_train is None else n_train
         pick = lambda idx: ([texts[i] for i in idx], [int(labels[i]) for i in idx])  # noqa: E731
         return {"pool": pick(order[:n_train]), "test": pick(order[n_train : n_train + n_test])}
 
     uci = load_uci_sentiment()
     for d in ("imdb", "amazon", "yelp"):
         s, y = list(uci[d]["sentence"]), list(uci[d]["label"])
-        n_train = len(s) - cfg.target_test if d == TARGET else len(s) - cfg.partner_test
-        out[d] = take(s, y, n_train, cfg.target_test if d == TARGET else cfg.partner_test)
+        out[d] = take(s, y, None, cfg.target_test if d == TARGET else cfg.partner_test)
     sst = load_sst2()["train"]
-    out["sst2"] = take(sst["sentence"], sst["label"], cfg.partner_train, cfg.partner_test)
+    sentences, labels = list(sst["sentence"]), list(sst["label"])  # plain lists: fast indexing
+    out["sst2"] = take(sentences, labels, cfg.partner_train, cfg.partner_test)
     # the conflicting task: Yelp's sentences with every label flipped
     out["yelp_flipped"] = {
         part: (texts, [1 - y for y in labels]) for part, (texts, labels) in out["yelp"].items()
