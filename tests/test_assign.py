@@ -135,3 +135,70 @@ def test_cli_writes_and_refuses_to_overwrite(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert main(["assign", "--source", str(ROOT / "notebooks"), "--out", str(out), "--force", "--think-answers", "keep"]) == 0
     assert '"sst2_to_amazon": {' in _text(json.loads((out / "01-what-is-transfer.ipynb").read_text()))
+
+
+def _listing(*names, label="a", tags=None):
+    return _code("\n".join(f"viz.show_source({n})" for n in names),
+                 tags=tags or ["exercise-listing", f"exercise:ex-{label}"])
+
+
+def test_an_exercise_listing_becomes_a_note_that_names_its_exercise():
+    nb = _nb(
+        _md("# Chapter"), _listing("mod.first"), _code("viz.show_source(mod.other)"),
+        _listing("mod.proto", "mod.logits", label="b"),
+        _md(EXERCISE % ("A", "a", "implement") + "\n\n" + SOLUTION_START % "a"),
+        _code("def first():\n    # BEGIN SOLUTION\n    pass\n    # END SOLUTION"), _md(SOLUTION_END),
+        _md(EXERCISE % ("B", "b", "implement") + "\n\n" + SOLUTION_START % "b"),
+        _code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION"), _md(SOLUTION_END),
+        _listing("mod.late", tags=["exercise-listing"]),
+    )
+    student, _ = make_student_notebook(nb, 6)
+    sources = [c["source"] for c in student["cells"]]
+    assert sources[1] == "# The listing of mod.first is not shown here: exercise 6.1 asks you to write it."
+    assert sources[2] == "viz.show_source(mod.other)"  # an untagged listing stays
+    assert sources[3] == ("# The listings of mod.proto and mod.logits are not shown here: "
+                          "exercise 6.2 asks you to write them.")
+    assert sources[-1] == ("# The listing of mod.late is not shown here: "
+                           "an exercise of this chapter asks you to write it.")
+    assert all(c["outputs"] == [] for c in student["cells"] if c["cell_type"] == "code")
+    assert "exercise-listing" in student["cells"][1]["metadata"]["tags"]  # the book build drops it too
+
+
+@pytest.mark.parametrize("cell, message", [
+    (_code("viz.show_source(mod.f)\nmod.f(1)", tags=["exercise-listing"]), "may hold only viz.show_source"),
+    (_code("# nothing listed", tags=["exercise-listing"]), "has no viz.show_source"),
+    (_listing("mod.f", label="nope"), "'exercise:ex-nope' names no exercise of this notebook"),
+])
+def test_a_bad_exercise_listing_is_named_with_the_fix(cell, message):
+    nb = _nb(cell, _md(EXERCISE % ("A", "a", "implement")), _code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION"))
+    with pytest.raises(AssignError, match=message) as info:
+        make_student_notebook(nb, 1, name="notebooks/99-x.ipynb")
+    assert "99-x.ipynb, cell 1" in str(info.value)
+
+
+def _listed(nb):
+    """The names that the notebook's exercise-listing cells show, and their exercises' labels."""
+    import re
+
+    return [(re.findall(r"show_source\(([\w.]+)\)", "".join(c["source"])),
+             [t.split(":", 1)[1] for t in c["metadata"]["tags"] if t.startswith("exercise:")])
+            for c in nb["cells"] if "exercise-listing" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_student_notebooks_do_not_list_what_an_exercise_asks_for(tmp_path):
+    report = assign(tmp_path / "out", ROOT / "notebooks")
+    for stem, exercises in report.items():
+        chapter = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+        student = _text(json.loads((tmp_path / "out" / f"{stem}.ipynb").read_text()))
+        numbers = {e.label: e.number for e in exercises}
+        for names, labels in _listed(chapter):
+            assert names and len(labels) == 1 and labels[0] in numbers, (stem, names, labels)
+            for name in names:
+                assert f"show_source({name})" not in student, (stem, name)
+            assert f"{' and '.join(names)} " in student and f"exercise {numbers[labels[0]]} asks you" in student
+    ch6 = _text(json.loads((tmp_path / "out" / "06-peft.ipynb").read_text()))
+    assert "show_source(lora.LoRALinear)" not in ch6
+    assert "# The listing of lora.LoRALinear is not shown here: exercise 6.1 asks you to write it." in ch6
+    assert "viz.show_source(adapters.training_memory)" in ch6  # a listing no exercise asks for stays
+    ch1 = json.loads((ROOT / "notebooks" / "01-what-is-transfer.ipynb").read_text())
+    assert [names for names, _ in _listed(ch1)] == [["bow.unigram_js_divergence"], ["data.label_budget_indices"]]

@@ -178,6 +178,74 @@ def test_taxonomy_check():
     assert "expected a dict" in checks.transfer.taxonomy(["inductive"]).message
 
 
+# Answer keys of categorical exercises (what is accepted, not a reference computation) and a
+# sentence that gives every accepted answer of each, in the order its check module would list them.
+CATEGORICAL_KEYS = {
+    "transfer": {s: tuple(a.values()) for s, a in MODEL_ANSWERS.items()},
+    "finetuning": {"input": ("first",), "output": ("last",)},
+}
+
+
+def _string_constants(tree):
+    import ast
+
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def _assert_no_readable_key(source, name, key):
+    import ast
+
+    questions = set(key)
+    answers = {a for values in key.values() for a in values}
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            asked = {k.value for k in node.keys if isinstance(k, ast.Constant)} & questions
+            assert not asked, f"{name}:{node.lineno}: a dict keyed by {sorted(asked)}"
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "dict":
+            asked = {k.arg for k in node.keywords} & questions
+            assert not asked, f"{name}:{node.lineno}: dict(...) keyed by {sorted(asked)}"
+    for text in _string_constants(tree):  # "scenario|axis|answer" written out would be readable
+        words = set(text.replace("|", " ").split())
+        for question in questions & words:
+            near = answers & words - {question}
+            assert not near, f"{name}: {text!r} pairs {question!r} with {sorted(near)}"
+
+
+def test_the_answer_key_test_catches_plain_keys():
+    key = CATEGORICAL_KEYS["finetuning"]
+    for plain in ('SHIFT = {"input": "first", "output": "last"}', 'SHIFT = dict(input="first")',
+                  'ANSWERS = ["input|first", "output|last"]'):
+        with pytest.raises(AssertionError):
+            _assert_no_readable_key(plain, "planted.py", key)
+    _assert_no_readable_key('SHIFT_KINDS = ("input", "output")\nBLOCKS = ("first", "last")', "ok.py", key)
+
+
+def test_check_modules_hold_no_readable_answer_keys():
+    """A categorical exercise's accepted answers are stored as salted digests: no check module maps a
+    scenario (or a shift) to its answer in a literal, and no answer sits next to its scenario in any
+    string; the checks compare digests and still pass the model answers."""
+    from pathlib import Path
+
+    assert not hasattr(checks.transfer, "_ACCEPT")
+    assert not isinstance(checks.finetuning.SHIFT_KINDS, dict)
+    for module, key in CATEGORICAL_KEYS.items():
+        path = Path(checks.__file__).parent / f"{module}.py"
+        _assert_no_readable_key(path.read_text(), path.name, key)
+    # What is stored instead: the digests of exactly the accepted answers.
+    for scenario, given in MODEL_ANSWERS.items():
+        for axis, value in given.items():
+            accepted = checks.transfer._digest(scenario, axis, value) in checks.transfer._ACCEPTED
+            assert accepted or scenario == "gpt4_to_small_model" and axis == "differs"
+    for kind, (block,) in CATEGORICAL_KEYS["finetuning"].items():
+        assert checks.finetuning._digest(kind, block) in checks.finetuning._ACCEPTED
+        other = "last" if block == "first" else "first"
+        assert checks.finetuning._digest(kind, other) not in checks.finetuning._ACCEPTED
+    assert checks.finetuning.block_for_shift({"input": "first", "output": "last"}.__getitem__)
+    result = checks.finetuning.block_for_shift(lambda kind: "last")
+    assert not result and "hint:" in result.message and "expected" not in result.message
+
+
 def test_checks_never_raise_on_bad_student_code():
     def crashes(a, b):
         return a[10][10]

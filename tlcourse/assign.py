@@ -13,7 +13,12 @@ kind in ``:class:`` — ``implement``, ``experiment`` or ``think``) and mark sol
 * an exercise directive becomes a plain heading ("Exercise 1.2 (implement): title") that Jupyter
   and Colab render; the prose of a solution (its dropdown) is removed, except a *think* exercise's
   model answer when ``think_answers="keep"``;
+* a code cell tagged ``exercise-listing`` (it shows, with ``viz.show_source``, the reference of
+  a function that an exercise asks for; a second tag ``exercise:LABEL`` names that exercise) keeps
+  its place, but its source becomes a one-line note that says which exercise asks for it;
 * outputs are cleared.
+
+:func:`walk` is the parse both this module and :mod:`tlcourse.answer_key` read a notebook with.
 
 :func:`assign` does this for a set of chapters and writes all of them or nothing.
 """
@@ -25,7 +30,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ._fs import atomic_dir
 
@@ -38,6 +43,9 @@ _FENCE = re.compile(
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 _CHAPTER = re.compile(r"^(?P<num>\d\d)-(?P<slug>[\w-]+)$")
+LISTING_TAG = "exercise-listing"  # a code cell listing the reference of an exercise's function
+_LISTING_EXERCISE = "exercise:"  # its second tag, ``exercise:LABEL``: the exercise's label
+_SHOW_SOURCE = re.compile(r"^\s*(?:viz\.)?show_source\(\s*(?P<name>[\w.]+)\s*\)\s*$")
 
 
 class AssignError(ValueError):
@@ -52,9 +60,36 @@ class Exercise:
     label: str
 
 
+@dataclass
+class Piece:
+    """A run of one cell's content in one region of the notebook (see :func:`walk`)."""
+
+    index: int  # the cell's position in the notebook
+    cell_type: str  # "markdown", "code" (or "raw")
+    text: str  # the source; for markdown, the lines of the run, directive lines left out
+    region: str  # "prose", "exercise" (an exercise's text) or "solution"
+    exercise: Exercise | None  # the latest exercise started, if any
+    tags: tuple[str, ...] = ()
+
+
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def _marked(source: str, tags: Iterable[str] = ()) -> bool:
+    """Whether a code cell holds solution code (marker lines, or the ``solution`` tag)."""
+    return "solution" in tags or any(_BEGIN.match(line) for line in source.split("\n"))
+
+
+def _without_markers(source: str) -> str:
+    return "\n".join(
+        line for line in source.split("\n") if not (_BEGIN.match(line) or _END.match(line))
+    )
 
 
 def _directive(lines: list[str], start: int) -> tuple[str, str, dict[str, str], int]:
@@ -102,6 +137,91 @@ def _stub_code(source: str, number: str | None, where: str) -> tuple[str, int]:
     return "\n".join(out), blocks
 
 
+def _new_exercise(arg: str, options: dict[str, str], number: str, where: str) -> Exercise:
+    kind = next((k for k in options.get("class", "").split() if k in KINDS), None)
+    if kind is None:
+        raise AssignError(
+            f"{where}: exercise {arg!r} has no kind: add ':class: implement' "
+            f"(or experiment, think) to its exercise-start"
+        )
+    return Exercise(number, arg, kind, options.get("label", ""))
+
+
+def walk(nb: dict, chapter: int, name: str = "notebook") -> Iterator[Piece]:
+    """The notebook's content in order, as :class:`Piece` runs tagged with their region and their
+    exercise (numbered ``chapter.M`` in order). The directive lines themselves are not yielded.
+
+    Raises :class:`AssignError` on an exercise without a kind or an unclosed directive.
+    """
+    count, current, region = 0, None, "prose"
+    for index, cell in enumerate(nb["cells"]):
+        where = f"{name}, cell {index + 1}"
+        if cell["cell_type"] != "markdown":
+            yield Piece(
+                index, cell["cell_type"], _source(cell), region, current, tuple(_tags(cell))
+            )
+            continue
+        lines, run, i = _source(cell).split("\n"), [], 0
+        while i <= len(lines):
+            if i < len(lines) and not _FENCE.match(lines[i]):
+                run.append(lines[i])
+                i += 1
+                continue
+            if run:
+                yield Piece(index, "markdown", "\n".join(run), region, current)
+                run = []
+            if i == len(lines):
+                break
+            try:
+                directive, arg, options, i = _directive(lines, i)
+            except AssignError as err:
+                raise AssignError(f"{where}: {err}") from None
+            if directive == "exercise-start":
+                count += 1
+                current = _new_exercise(arg, options, f"{chapter}.{count}", where)
+                region = "exercise"
+            elif directive == "solution-start":
+                region = "solution"
+            else:  # exercise-end, solution-end
+                region = "prose"
+
+
+def _listing_note(cell: dict, numbers: dict[str, str] | None, where: str) -> str:
+    """The note that replaces an ``exercise-listing`` cell of a student notebook."""
+    names = []
+    for line in _source(cell).split("\n"):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        call = _SHOW_SOURCE.match(line)
+        if call is None:
+            raise AssignError(
+                f"{where}: a cell tagged {LISTING_TAG!r} may hold only viz.show_source(...) calls "
+                f"of the functions an exercise asks for; move {line.strip()!r} to a cell of its own"
+            )
+        names.append(call["name"])
+    if not names:
+        raise AssignError(
+            f"{where}: a cell tagged {LISTING_TAG!r} has no viz.show_source(...) call"
+        )
+    labels = [t[len(_LISTING_EXERCISE) :] for t in _tags(cell) if t.startswith(_LISTING_EXERCISE)]
+    number = None
+    if labels and numbers is not None:  # None: the notebook did not parse; its error comes later
+        if labels[0] not in numbers:
+            raise AssignError(
+                f"{where}: tag 'exercise:{labels[0]}' names no exercise of this notebook "
+                f"(labels: {', '.join(sorted(numbers)) or 'none'})"
+            )
+        number = numbers[labels[0]]
+    plural = len(names) > 1
+    listed = ", ".join(names[:-1]) + " and " + names[-1] if plural else names[0]
+    who = f"exercise {number}" if number else "an exercise of this chapter"
+    return (
+        f"# The {'listings' if plural else 'listing'} of {listed} "
+        f"{'are' if plural else 'is'} not shown here: "
+        f"{who} asks you to write {'them' if plural else 'it'}."
+    )
+
+
 def make_student_notebook(
     nb: dict, chapter: int, think_answers: str = "drop", name: str = "notebook"
 ) -> tuple[dict, list[Exercise]]:
@@ -109,6 +229,16 @@ def make_student_notebook(
     if think_answers not in ("keep", "drop"):
         raise AssignError(f"think_answers must be 'keep' or 'drop', got {think_answers!r}")
     student = copy.deepcopy(nb)
+    numbers: dict[str, str] | None = None  # exercise label -> number, for the listings' notes
+    if any(LISTING_TAG in _tags(c) for c in nb["cells"] if c["cell_type"] == "code"):
+        try:  # a listing comes before its exercise: number the exercises first
+            numbers = {
+                p.exercise.label: p.exercise.number
+                for p in walk(nb, chapter, name)
+                if p.exercise is not None and p.exercise.label
+            }
+        except AssignError:
+            numbers = None  # the loop below reports the problem where it meets it
     exercises: list[Exercise] = []
     current: Exercise | None = None  # the exercise whose directive or solution we are in
     in_solution = False
@@ -117,17 +247,20 @@ def make_student_notebook(
     for index, cell in enumerate(student["cells"]):
         where = f"{name}, cell {index + 1}"
         if cell["cell_type"] == "code":
-            tags = cell.get("metadata", {}).get("tags", [])
+            tags = _tags(cell)
+            if LISTING_TAG in tags:
+                note = _listing_note(cell, numbers, where)
+                cell["source"], cell["outputs"], cell["execution_count"] = note, [], None
+                cells.append(cell)
+                continue
             number = current.number if current else None
             if current is not None and current.kind == "think" and think_answers == "keep":
                 number = None  # a think exercise's answer is shown: only the marker lines go
-                code = "\n".join(
-                    l for l in _source(cell).split("\n") if not (_BEGIN.match(l) or _END.match(l))
-                )
+                code = _without_markers(_source(cell))
                 cell["source"], cell["outputs"], cell["execution_count"] = code, [], None
                 cells.append(cell)
                 continue
-            marked = "solution" in tags or any(_BEGIN.match(l) for l in _source(cell).split("\n"))
+            marked = _marked(_source(cell), tags)
             if in_solution and current is not None and current.kind == "think" and not marked:
                 continue  # a think exercise's model answer, its code included, is not handed out
             if "solution" in tags:
@@ -161,18 +294,9 @@ def make_student_notebook(
             except AssignError as err:
                 raise AssignError(f"{where}: {err}") from None
             if directive == "exercise-start":
-                kind = options.get("class", "").split()
-                kind = next((k for k in kind if k in KINDS), None)
-                if kind is None:
-                    raise AssignError(
-                        f"{where}: exercise {arg!r} has no kind: add ':class: implement' "
-                        f"(or experiment, think) to its exercise-start"
-                    )
-                current = Exercise(
-                    f"{chapter}.{len(exercises) + 1}", arg, kind, options.get("label", "")
-                )
+                current = _new_exercise(arg, options, f"{chapter}.{len(exercises) + 1}", where)
                 exercises.append(current)
-                kept.append(f"### Exercise {current.number} ({kind}): {arg}")
+                kept.append(f"### Exercise {current.number} ({current.kind}): {arg}")
             elif directive == "solution-start":
                 in_solution = True
                 if current is not None and current.kind == "think" and think_answers == "keep":
@@ -256,6 +380,22 @@ def find_chapters(source: Path, chapters: Iterable[str] | None = None) -> list[P
     return chosen
 
 
+def check_out(out: Path, force: bool) -> None:
+    """Refuse to write into a folder that holds something, unless ``force``."""
+    if out.exists() and any(out.iterdir()) and not force:
+        raise AssignError(
+            f"output folder {out} is not empty; choose another or pass --force to replace it"
+        )
+
+
+def read_notebook(path: Path) -> dict:
+    """A notebook's JSON, or an :class:`AssignError` that names the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise AssignError(f"{path}: not a readable notebook ({err})") from None
+
+
 def assign(
     out: Path,
     source: Path = Path("notebooks"),
@@ -270,16 +410,10 @@ def assign(
     """
     paths = find_chapters(source, chapters)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise AssignError(
-            f"output folder {out} is not empty; choose another or pass --force to replace it"
-        )
+    check_out(out, force)
     built, report = {}, {}
     for path in paths:
-        try:
-            nb = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise AssignError(f"{path}: not a readable notebook ({err})") from None
+        nb = read_notebook(path)
         student, exercises = make_student_notebook(
             nb, int(path.stem[:2]), think_answers, name=str(path)
         )

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import torch
 
-from . import Case, CheckResult, compare_to_reference
+from . import (
+    Case,
+    CheckResult,
+    _call,
+    _inputs,
+    _not_callable,
+    _report,
+    compare_to_reference,
+    summarize,
+)
 
 
 def _reference_rates(lr: float, decay: float, n_layers: int) -> list[float]:
@@ -91,16 +101,25 @@ def l2sp_penalty(fn: Callable) -> CheckResult:
     )
 
 
-# Lee et al. (ICLR 2023): which block to tune alone, for the two ends of their shift taxonomy.
-SHIFT_KINDS = {
-    "input": "first",  # image corruptions, typos: how the lowest layers read the input is off
-    "output": "last",  # the same inputs, labels mapped differently: the read-out is off
-}
+# Lee et al. (ICLR 2023): which block to tune alone, for the two ends of their shift taxonomy. The
+# accepted block of each kind is stored only as the digest (see _digest) of "kind|block".
+SHIFT_KINDS = ("input", "output")
+BLOCKS = ("first", "last")
+_SALT = "tlcourse-surgical-1"
+_ACCEPTED = frozenset({"a9373370f0044896", "d13940ca018e16dc"})
+
+
+def _digest(kind: str, block: str) -> str:
+    """The salted SHA-256 digest (16 hex digits) of one answer."""
+    return hashlib.sha256(f"{_SALT}|{kind}|{block}".encode()).hexdigest()[:16]
 
 
 def block_for_shift(fn: Callable) -> CheckResult:
     """Exercise 9.4: ``fn(kind) -> "first" | "last"``: the block to fine-tune alone (surgical
     fine-tuning) for an ``"input"``- or ``"output"``-level shift, as Lee et al. (2023) found."""
+    name = "block_for_shift"
+    if not callable(fn):
+        return _not_callable(name, fn)
     cases = [Case((kind,), label=f"{kind}-level shift") for kind in SHIFT_KINDS]
     hints = {
         "input-level shift": "corrupted or misspelt inputs: what is off is how the lowest layers "
@@ -108,4 +127,16 @@ def block_for_shift(fn: Callable) -> CheckResult:
         "output-level shift": "the same inputs with another labelling: the features are fine, "
         "the read-out is wrong",
     }
-    return compare_to_reference("block_for_shift", fn, SHIFT_KINDS.__getitem__, cases, hints)
+    for i, case in enumerate(cases, start=1):
+        got, why = _call(fn, case)
+        if why is None and got not in BLOCKS:
+            why = f"expected one of {', '.join(map(repr, BLOCKS))}, got {summarize(got)}"
+        elif why is None and _digest(case.args[0], got) not in _ACCEPTED:
+            why = f"{got!r} is not the block Lee et al. found best for this shift"
+        if why:
+            text = (
+                f"case {i}/{len(cases)} ({case.label}) failed: {why}\n"
+                f"    inputs: {_inputs(case)}\n    hint: {hints[case.label]}"
+            )
+            return _report(name, False, text, case)
+    return _report(name, True, f"all {len(cases)} cases match the reference")
