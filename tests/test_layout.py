@@ -24,7 +24,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tlcourse"
 
 PLUMBING = {"tlcourse", "tlcourse.config", "tlcourse.hub", "tlcourse.train", "tlcourse.text", "tlcourse.viz",
-            "tlcourse.assign", "tlcourse.cli", "tlcourse._fs", "tlcourse._release"}
+            "tlcourse.assign", "tlcourse.cli", "tlcourse._fs", "tlcourse._release",
+            "tlcourse.answer_key", "tlcourse.nbgrader"}
 METHODS = {f"tlcourse.{m}" for m in [
     "adapters", "bow", "distill", "elmo", "embeddings", "episodes", "features", "finetune", "glove", "icl", "lora",
     "meta", "multitask",

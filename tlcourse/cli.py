@@ -1,7 +1,9 @@
 """The ``tlcourse`` command (installed with the package). Sub-commands:
 
 ``tlcourse assign``    student notebooks for a course: solutions replaced by stubs
-                       (see tlcourse.assign)
+                       (see tlcourse.assign); ``--format nbgrader``: nbgrader source notebooks
+                       with autograded self-checks (tlcourse.nbgrader); ``--answer-key``: the
+                       answer keys (tlcourse.answer_key)
 ``tlcourse download``  the course data bundle's folders, fetched ahead of time into the download
                        cache (see tlcourse.data.bundle)
 """
@@ -42,16 +44,30 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("student"), help="output folder (default: student)"
     )
     p.add_argument(
+        "--format",
+        choices=("student", "nbgrader"),
+        default="student",
+        help="student notebooks (default), or an nbgrader course folder: OUT/source/<chapter>/ "
+        "with solution cells and autograded self-check cells, and OUT/nbgrader_config.py",
+    )
+    p.add_argument(
+        "--answer-key",
+        action="store_true",
+        help="write the chapters' answer keys to OUT instead of student notebooks",
+    )
+    p.add_argument(
         "--think-answers",
         choices=("keep", "drop"),
         default="drop",
-        help="keep the model answers of 'think' exercises, or drop them (default)",
+        help="keep the model answers of 'think' exercises, or drop them (default; "
+        "always with --format nbgrader)",
     )
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
         "--exercises-only",
         action="store_true",
-        help="keep only each chapter's setup cell and exercise section (runs in seconds)",
+        help="keep only each chapter's setup cell and exercise section (runs in seconds; "
+        "always with --format nbgrader)",
     )
     d = sub.add_parser(
         "download",
@@ -85,12 +101,28 @@ def _download(names: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "download":
-        return _download(args.names)
-    if args.command == "assign":
-        try:
+def _assign(args: argparse.Namespace) -> int:
+    try:
+        if args.answer_key:
+            if args.format != "student":
+                raise AssignError("--answer-key writes answer keys: leave out --format")
+            from .answer_key import write_answer_keys
+
+            keys = write_answer_keys(args.out, args.source, args.chapters, args.force)
+            for chapter, path in keys.items():
+                print(f"{path}: answer key of {chapter}")
+        elif args.format == "nbgrader":
+            if args.think_answers == "keep":
+                raise AssignError("--think-answers keep is for --format student only")
+            from .nbgrader import assign_nbgrader
+
+            graded = assign_nbgrader(args.out, args.source, args.chapters, args.force)
+            for stem, checks in graded.items():
+                points = sum(c.points for c in checks)
+                names = ", ".join(f"{c.exercise} {c.check}" for c in checks)
+                path = args.out / "source" / stem / f"{stem}.ipynb"
+                print(f"{path}: {len(checks)} autograded checks, {points:g} points ({names})")
+        else:
             report = assign(
                 args.out,
                 args.source,
@@ -99,12 +131,21 @@ def main(argv: list[str] | None = None) -> int:
                 args.force,
                 only_exercises=args.exercises_only,
             )
-        except AssignError as err:
-            print(f"tlcourse assign: error: {err}", file=sys.stderr)
-            return 2
-        for chapter, exercises in report.items():
-            kinds = ", ".join(f"{e.number} {e.kind}" for e in exercises)
-            print(f"{args.out / (chapter + '.ipynb')}: {len(exercises)} exercises ({kinds})")
+            for chapter, exercises in report.items():
+                kinds = ", ".join(f"{e.number} {e.kind}" for e in exercises)
+                print(f"{args.out / (chapter + '.ipynb')}: {len(exercises)} exercises ({kinds})")
+    except AssignError as err:
+        print(f"tlcourse assign: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "download":
+        return _download(args.names)
+    if args.command == "assign":
+        return _assign(args)
     return 0
 
 
