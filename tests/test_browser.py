@@ -7,7 +7,10 @@ download a browser here) with every request that is not a local file aborted. Fo
 book: no console error and no failed local request, every image loaded, the maths typeset by the
 MathJax that the build ships (no raw ``\\(``, ``\\[``, ``$$`` left), the solution (and exercise)
 dropdowns open on a click, an exercise's kind badge does not cover its title, every link to a local
-page or anchor resolves; and the no-solutions build has no solution text in it. A missing browser
+page or anchor resolves; and the no-solutions build has no solution text in it, its launch buttons
+(Colab, Binder) open the student notebooks and its download button gives the student notebook
+(``student/NN-slug.ipynb`` in the build). ``TLCOURSE_BUILD_ROOT`` (default ``_build``) is the folder
+that holds the two builds. A missing browser
 or a missing build fails these tests: they only run when asked for (``-m book``).
 """
 
@@ -21,9 +24,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD_ROOT = Path(os.environ.get("TLCOURSE_BUILD_ROOT", ROOT / "_build"))
 BUILDS = {
-    "strict": ROOT / "_build" / "check" / "_build" / "html",
-    "no-solutions": ROOT / "_build" / "check-nosolutions" / "_build" / "html",
+    "strict": BUILD_ROOT / "check" / "_build" / "html",
+    "no-solutions": BUILD_ROOT / "check-nosolutions" / "_build" / "html",
 }
 PAGES = sorted(p.stem for p in (ROOT / "book").glob("*.md"))
 CHAPTERS = [p for p in PAGES if re.match(r"\d\d-", p)]
@@ -63,6 +67,9 @@ INSPECT = """() => {
       text(s, '.admonition-title, script, style, mjx-container')),
     restText: text(main, 'div.solution, script, style'),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    launch: [...document.querySelectorAll('.dropdown-launch-buttons a[href]')].map(a => a.href),
+    downloads: [...document.querySelectorAll('.dropdown-download-buttons a[href]')]
+      .map(a => a.href),
     ids: [...document.querySelectorAll('[id], a[name]')].map(e => e.id || e.getAttribute('name')),
     exercises: document.querySelectorAll('div.exercise').length,
     solutions: document.querySelectorAll('div.solution').length,
@@ -325,3 +332,17 @@ def test_no_solution_text_without_solutions(reports):
         assert not found, f"{page}: solution text in the no-solutions build: {found[:3]}"
         checked += len(lines)
     assert checked > 50, f"only {checked} solution lines to look for: did the solutions move?"
+
+
+def test_buttons_open_the_student_notebooks_without_solutions(reports):
+    for page in CHAPTERS:
+        bare, strict = reports["no-solutions"][page], reports["strict"][page]
+        assert len(bare["launch"]) == 2, f"{page}: launch buttons {bare['launch']}"
+        wrong = [h for h in bare["launch"] if not h.endswith(f"student/{page}.ipynb")]
+        assert not wrong, f"{page}: launch buttons that do not open the student notebook: {wrong}"
+        assert bare["downloads"], f"{page}: no download of the student notebook"
+        wrong = [h for h in bare["downloads"] if not h.endswith(f"/student/{page}.ipynb")]
+        assert not wrong, f"{page}: downloads other than the student notebook: {wrong}"
+        assert all(h.endswith(f"notebooks/{page}.ipynb") for h in strict["launch"]), strict[
+            "launch"
+        ]
