@@ -59,8 +59,11 @@ ifneq ($(CONDA_ENV),)
 else
 	$(PY) -m pip install --quiet --upgrade pip
 	@# torch first, alone (its dependencies come with the next line): the CPU wheel, not a CUDA build
-	$(PY) -m pip install --quiet --no-deps $(PIP_C) $(TORCH_INDEX) torch
-	$(PY) -m pip install --quiet $(PIP_C) -e ".[book,test,offline,peers]"
+	$(PY) -m pip install --quiet --no-compile --no-deps $(PIP_C) $(TORCH_INDEX) torch
+	$(PY) -m pip install --quiet --no-compile $(PIP_C) -e ".[book,test,offline,peers]"
+	@# pip would byte-compile the ~20,000 modules of the dependencies on one core (a minute or two);
+	@# compileall uses every core. (Best effort: a file that does not compile is simply not cached.)
+	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
 endif
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	@touch $@
@@ -80,8 +83,14 @@ lint: install
 	$(BIN)ruff check tlcourse
 	$(BIN)actionlint  # .github/workflows/*.yml
 
+# The unit tests and the student notebooks are many small jobs, mostly single-threaded Python: they
+# run in JOBS test processes (pytest-xdist), each with one torch thread, not one process with JOBS
+# threads (two torch jobs that each want every core make both several times slower). nbval runs the
+# chapters one at a time with every core: their numbers depend on the thread count.
+JOBS ?= 2
+XDIST = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS)
 unit: install
-	@$(TIMED) $(PY) -m pytest tests -q -p no:cacheprovider -m "not notebook and not book" || [ $$? -eq 5 ]
+	@$(TIMED) $(XDIST) --dist loadfile tests -q -p no:cacheprovider -m "not notebook and not book" || [ $$? -eq 5 ]
 
 # Each chapter runs once, here; conftest.py stores every notebook that passed in the jupyter-cache
 # that the book builds read, so `make book-check` and `make book` reuse these outputs.
@@ -103,29 +112,44 @@ ABS_PATHS := -e 's|^\(  *[a-z_]*:\) *book/_ext$$|\1 $(CURDIR)/book/_ext|' \
   -e 's|^\(  *- \)book/references.bib|\1$(CURDIR)/book/references.bib|' \
   -e 's|"book/_static"|"$(CURDIR)/book/_static"|'
 SHARED_CACHE := -e 's|^\(  *\)execute_notebooks: cache|&\n\1cache: $(NB_CACHE)|'
-NO_SOLUTIONS := -e 's|^\(  *\)html_show_copyright: true|&\n\1tlcourse_hide_solutions: true|'
+# The no-solutions book (book/_ext/no_solutions.py): no solutions, no listing an exercise asks for,
+# no page source or executed notebook; its buttons give the student notebooks, shipped from the
+# folder $(1) (tlcourse assign); the build fails if a solution line is in any of its files.
+NO_SOLUTIONS = -e 's|^\(  *\)html_show_copyright: true|&\n\1tlcourse_hide_solutions: true\n\1html_copy_source: false\n\1html_show_sourcelink: false\n\1tlcourse_student_notebooks: $(1)|'
+SUBSET := -e 's|^\(  *\)html_show_copyright: true|&\n\1tlcourse_chapter_subset: true|'
 STRICT := -W -n --keep-going
 
 # Warnings are errors; the outputs are nbval's (the same jupyter-cache), so nothing executes again:
-# tests/test_book_build.py checks that each chapter's cache record is still the one nbval stored and
-# that the HTML has the chapters' outputs and plots; tests/test_browser.py opens both builds offline in
+# tests/test_book_build.py checks that each chapter's cache record is still the one nbval stored,
+# that the HTML has the chapters' outputs and plots, and that no file of the no-solutions build holds
+# a line of a solution (book/_ext/leakscan.py, which that build also runs on itself) and its buttons
+# open the student notebooks; tests/test_browser.py opens both builds offline in
 # Chromium (/usr/bin/chromium). (Run alone, these builds execute what is missing.)
 book-check: install
 	@mkdir -p _build && date +%s > _build/.book-check-start
 	sed $(ABS_PATHS) $(SHARED_CACHE) _config.yml > _build/_config.check.yml
 	TLCOURSE_STRICT_CHECKS=1 $(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT)
-	sed $(ABS_PATHS) $(SHARED_CACHE) $(NO_SOLUTIONS) _config.yml > _build/_config.check-nosolutions.yml
+	$(BIN)tlcourse assign --out _build/check-student --force
+	sed $(ABS_PATHS) $(SHARED_CACHE) $(call NO_SOLUTIONS,$(CURDIR)/_build/check-student) _config.yml > _build/_config.check-nosolutions.yml
 	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT)
-	@! grep -l 'class="solution' _build/check-nosolutions/_build/html/book/*.html || (echo "solutions leaked into the no-solutions build" && false)
 	@grep -q 'class="exercise' _build/check-nosolutions/_build/html/book/01-what-is-transfer.html || (echo "the no-solutions build lost its exercises" && false)
 	TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider -m book tests/test_book_build.py tests/test_browser.py
 	@echo "book-check: $$(( $$(date +%s) - $$(cat _build/.book-check-start) )) s"
 
-# The book for a graded course: executed like `make book` (same execution cache), solutions removed.
+# The book for a graded course: executed like `make book` (same execution cache), solutions removed;
+# its Colab/Binder/download buttons give the student notebooks (_config.yml's
+# tlcourse_student_repository says where they are published). `make book-nosolutions CHAPTERS=02,06`:
+# those chapters only (numbers, slugs or file stems), with the front matter; they keep their numbers.
+CHAPTERS ?=
+comma := ,
+CHAPTER_LIST = $(subst $(comma), ,$(CHAPTERS))
 book-nosolutions: install
 	@mkdir -p _build
-	sed $(ABS_PATHS) $(SHARED_CACHE) $(NO_SOLUTIONS) _config.yml > _build/_config.nosolutions.yml
-	$(BIN)jupyter-book build . --config _build/_config.nosolutions.yml --path-output _build/nosolutions
+	$(if $(CHAPTERS),$(PY) book/_ext/chapter_subset.py --toc _toc.yml --out _build/_toc.nosolutions.yml $(CHAPTER_LIST),rm -f _build/_toc.nosolutions.yml)
+	$(BIN)tlcourse assign --out _build/nosolutions-student --force $(if $(CHAPTERS),--chapters $(CHAPTER_LIST),)
+	sed $(ABS_PATHS) $(SHARED_CACHE) $(call NO_SOLUTIONS,$(CURDIR)/_build/nosolutions-student) $(if $(CHAPTERS),$(SUBSET),) _config.yml > _build/_config.nosolutions.yml
+	rm -rf _build/nosolutions/_build/html  # no page of an earlier selection stays behind
+	$(BIN)jupyter-book build . --config _build/_config.nosolutions.yml --path-output _build/nosolutions $(if $(CHAPTERS),--toc _build/_toc.nosolutions.yml,)
 	@echo "The book without solutions: $(abspath _build/nosolutions/_build/html/index.html)"
 
 # Student notebooks (solutions replaced by stubs) for every chapter; `make student EXERCISES_ONLY=1`
@@ -133,9 +157,10 @@ book-nosolutions: install
 student: install
 	$(BIN)tlcourse assign --out _build/student --force $(if $(EXERCISES_ONLY),--exercises-only,)
 
-# Each chapter's exercise section runs after its setup cell alone and raises nothing but the stubs' errors.
+# Each chapter's exercise section runs after its setup cell alone and raises nothing but the stubs' errors;
+# chapter 6's nbgrader assignment is generated and autograded (reference, stubs, planted mistakes).
 student-check: install
-	@$(TIMED) $(PY) -m pytest -q -p no:cacheprovider -m notebook -s tests/test_student_notebooks.py || [ $$? -eq 5 ]
+	@$(TIMED) $(XDIST) -q -rP -p no:cacheprovider -m notebook tests/test_student_notebooks.py tests/test_nbgrader.py || [ $$? -eq 5 ]
 
 test: lint unit nbval student-check book-check
 
