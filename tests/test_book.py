@@ -186,3 +186,23 @@ def test_exercises_need_only_the_setup_cell(nb_path):
     missing = {name for source in code[1:] for name in _names(source)[1]} - available
     assert not missing, (f"{nb_path.name}: the exercises read {sorted(missing)}, computed by the chapter's "
                          f"experiments; load or recompute them in the exercise (package, data, cache only)")
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_instructors_page_lists_each_chapters_exercises_and_graded_checks(nb_path):
+    """book/instructors.md's table: every exercise of the chapter, with its kind, and the number of
+    checks an nbgrader assignment of the chapter autogrades (what `tlcourse assign` finds)."""
+    from tlcourse.assign import make_student_notebook
+    from tlcourse.nbgrader import make_nbgrader_notebook
+
+    nb = json.loads(nb_path.read_text())
+    chapter = int(nb_path.stem[:2])
+    _, exercises = make_student_notebook(nb, chapter, name=nb_path.name)
+    _, graded = make_nbgrader_notebook(nb, chapter, name=nb_path.name)
+    page = (ROOT / "book" / "instructors.md").read_text(encoding="utf-8")
+    row = next((line for line in page.splitlines() if line.startswith(f"| {{doc}}`{nb_path.stem}`")), None)
+    assert row, f"book/instructors.md has no row for {nb_path.stem}"
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    listed = re.findall(r"(\d+\.\d+) (implement|experiment|think)", cells[2])
+    assert listed == [(e.number, e.kind) for e in exercises], (cells[2], exercises)
+    assert cells[3] == str(len(graded)), f"{nb_path.stem}: {len(graded)} autograded checks, the page says {cells[3]}"

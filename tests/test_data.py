@@ -595,3 +595,23 @@ def test_hub_fingerprints_are_the_shared_data():
         assert dict(hub.rows) == row_counts(ds) and hub.digest == content_digest(ds), hub.repo
     for entry in data.REGISTRY.values():
         assert entry.hub.repo is None or entry.hub.digest or entry.hub.files, entry.name
+
+
+def test_readme_lists_every_dataset_and_model_with_its_licence():
+    """README.md's licence tables are the registries' (a dataset added without its licence row, or
+    a licence changed in one place only, fails here)."""
+    from pathlib import Path
+
+    from tlcourse.data import REGISTRY
+    from tlcourse.hub import MODELS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    licences = readme[readme.index("## Licence"):]
+    rows = {line.split("|")[1].strip(): line for line in licences.splitlines() if line.startswith("| `")}
+    for name, entry in REGISTRY.items():
+        assert f"`{name}`" in rows, f"README.md's licence table has no row for the dataset {name}"
+        assert rows[f"`{name}`"].rstrip(" |").endswith(entry.licence), rows[f"`{name}`"]
+    for name, spec in MODELS.items():
+        assert f"`{name}`" in rows, f"README.md's licence table has no row for the model {name}"
+        assert rows[f"`{name}`"].rstrip(" |").endswith(spec.licence), rows[f"`{name}`"]
+    assert "MIT" in licences and (Path(__file__).resolve().parents[1] / "LICENSE").read_text().startswith("MIT")
