@@ -51,9 +51,11 @@ from .assign import (
     _END,
     AssignError,
     _source,
+    check_out,
     exercises_only,
     find_chapters,
     make_student_notebook,
+    read_notebook,
 )
 
 SCHEMA_VERSION = 3  # nbgrader's cell metadata schema (nbgrader 0.9's)
@@ -259,18 +261,11 @@ def assign_nbgrader(
     Returns the autograded checks of each assignment (the chapter's file stem)."""
     paths = find_chapters(source, chapters)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise AssignError(
-            f"output folder {out} is not empty; choose another or pass --force to replace it"
-        )
+    check_out(out, force)
     built, report = {}, {}
     for path in paths:
-        try:
-            nb = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise AssignError(f"{path}: not a readable notebook ({err})") from None
         built[path.stem], report[path.stem] = make_nbgrader_notebook(
-            nb, int(path.stem[:2]), name=str(path), points=points
+            read_notebook(path), int(path.stem[:2]), name=str(path), points=points
         )
     with atomic_dir(out) as tmp:
         (tmp / "nbgrader_config.py").write_text(CONFIG, encoding="utf-8")
