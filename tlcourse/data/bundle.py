@@ -238,7 +238,12 @@ def fetch(name: str) -> Path:
                 ) from None
         except (requests.exceptions.RequestException, OSError) as exc:
             raise DataDownloadError(unreachable(name, exc)) from None
-    target = _extract(path, name, cache)
+    try:
+        target = _extract(path, name, cache)
+    except FileNotFoundError:  # another process (a chapter run beside this one) extracted it
+        if target.is_dir():  # and removed the archive between our download and our extraction
+            return target
+        raise
     path.unlink(missing_ok=True)  # the extracted folder is the cache; keep one copy on disk
     return target
 
