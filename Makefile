@@ -94,13 +94,18 @@ unit: install
 
 # Each chapter runs once, here; conftest.py stores every notebook that passed in the jupyter-cache
 # that the book builds read, so `make book-check` and `make book` reuse these outputs.
-# `make nbval NBVAL_JOBS=2` (CI): two chapters at a time, one torch thread each (see ci/nbval.sh).
 NB_CACHE := $(CURDIR)/_build/.jupyter_cache
-NBVAL_JOBS ?= 1
 nbval: install
 	@mkdir -p _build
 	@if [ -z "$(NOTEBOOKS)" ]; then echo "no notebooks to run"; else \
-	  TLCOURSE_STRICT_CHECKS=1 TLCOURSE_NB_CACHE=$(NB_CACHE) bash ci/nbval.sh $(NBVAL_JOBS) $(PY) $(NOTEBOOKS); fi
+	  begin=$$(date +%s); \
+	  for nb in $(NOTEBOOKS); do \
+	    start=$$(date +%s); \
+	    TLCOURSE_STRICT_CHECKS=1 TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	      -o testpaths= $$nb || exit $$?; \
+	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
+	  done; \
+	  echo "nbval: $$(( $$(date +%s) - begin )) s"; fi
 
 # Derived configs for builds into _build/<name> (paths made absolute, since the config file moves).
 ABS_PATHS := -e 's|^\(  *[a-z_]*:\) *book/_ext$$|\1 $(CURDIR)/book/_ext|' \
