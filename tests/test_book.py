@@ -206,3 +206,23 @@ def test_instructors_page_lists_each_chapters_exercises_and_graded_checks(nb_pat
     listed = re.findall(r"(\d+\.\d+) (implement|experiment|think)", cells[2])
     assert listed == [(e.number, e.kind) for e in exercises], (cells[2], exercises)
     assert cells[3] == str(len(graded)), f"{nb_path.stem}: {len(graded)} autograded checks, the page says {cells[3]}"
+
+
+def test_chapter_subset_toc_keeps_the_front_matter_and_the_chosen_chapters(tmp_path):
+    """`make book-nosolutions CHAPTERS=02,06`: the table of contents it builds from (an unknown
+    chapter is an error that names the chapters there are, and writes nothing)."""
+    import subprocess
+    import sys
+
+    script = ROOT / "book" / "_ext" / "chapter_subset.py"
+    out = tmp_path / "toc.yml"
+    done = subprocess.run([sys.executable, str(script), "--toc", str(ROOT / "_toc.yml"), "--out", str(out),
+                           "02", "peft"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    files = list(_toc_files(yaml.safe_load(out.read_text())))
+    assert [f for f in files if re.search(r"/\d\d-", f)] == ["book/02-word-embeddings", "book/06-peft"]
+    assert {"book/intro", "book/instructors", "book/references"} <= set(files)
+    bad = subprocess.run([sys.executable, str(script), "--toc", str(ROOT / "_toc.yml"), "--out",
+                          str(tmp_path / "bad.yml"), "02,13"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "13" in bad.stderr and "06-peft" in bad.stderr
+    assert not (tmp_path / "bad.yml").exists()
