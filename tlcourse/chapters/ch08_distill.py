@@ -60,7 +60,7 @@ class DistillChapterConfig:
     bag_dim: int = 256  # the bag of word pieces: embedding and hidden width
     bag: FinetuneConfig = field(
         default_factory=lambda: FinetuneConfig(
-            epochs=10.0, min_steps=10, max_steps=10_000, batch=32, lr=3e-3, max_len=64
+            epochs=7.0, min_steps=10, max_steps=10_000, batch=32, lr=3e-3, max_len=64
         )
     )
     seeds: int = 5  # every condition of the bag is trained with this many seeds (paired)
@@ -277,7 +277,7 @@ def trimmed(
 
 
 def deployment_table(
-    models: dict[str, tuple[torch.nn.Module, dict]], batch: int = 64, timed_rows: int | None = 512
+    models: dict[str, tuple[torch.nn.Module, dict]], batch: int = 64, timed_rows: int | None = 256
 ) -> pd.DataFrame:
     """Per model (``name -> (model, encoded test data)``): parameters, CPU throughput (rows per
     second, timed on the first ``timed_rows`` test rows, the same batches for all), accuracy on all
