@@ -81,7 +81,7 @@ class TextConfig:
     per_class: int = 250  # the fixed pool: sentences per class drawn from AG News's test split
     shots: tuple[int, ...] = (1, 5, 20)
     query: int = 15  # query sentences per class in an episode
-    episodes: int = 250  # per K, the same for every learner: paired intervals of a few tenths of a point
+    episodes: int = 250  # per K, the same for every learner (paired intervals)
     head_c: tuple[float, ...] = (1.0, 100.0)  # inverse L2 strengths (1: scikit-learn's default)
     seed: int = 0
 
