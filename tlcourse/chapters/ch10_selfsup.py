@@ -93,8 +93,8 @@ class SelfSupervisedChapterConfig:
     simcse_lr: float = 1e-4
     simcse_temperature: float = 0.05  # Gao et al. 2021's
     simcse_max_len: int = 32
-    text_train: int = 1000  # AG News sentences: probe training set and neighbour pool
-    text_test: int = 1000
+    text_train: int = 500  # AG News sentences: probe training set and neighbour pool
+    text_test: int = 500
 
 
 CONFIGS = {
@@ -381,10 +381,11 @@ def simcse_loss(model, tokenizer, sentences, temperature: float, max_len: int) -
     return info_nce(F.normalize(h1, dim=1) @ F.normalize(h2, dim=1).T / temperature)
 
 
-def simcse_bert(cfg: SelfSupervisedChapterConfig, progress: bool = True):
+def simcse_bert(cfg: SelfSupervisedChapterConfig, progress: bool = True, start=None):
     """Chapter 4's tiny BERT trained further by :func:`simcse_loss` on the corpus sentences of five
-    words or more, cached. Returns ``(tokenizer, encoder, meta)``."""
-    tokenizer, bert, texts = chapter4_bert(cfg, progress)
+    words or more, cached. ``start``: :func:`chapter4_bert`'s result when the caller has it (it
+    reads and tokenises the whole corpus). Returns ``(tokenizer, encoder, meta)``."""
+    tokenizer, bert, texts = start or chapter4_bert(cfg, progress)
     sentences = [s for s in texts if len(s.split()) >= 5]
     key = {
         "start": "ch04-bert-corpus",
