@@ -97,14 +97,12 @@ unit: install
 NB_CACHE := $(CURDIR)/_build/.jupyter_cache
 nbval: install
 	@mkdir -p _build
+	@# One pytest session, the notebooks one after another (each in its own kernel), stopping at the
+	@# first failure (-x); conftest.py prints each notebook's time as it finishes.
 	@if [ -z "$(NOTEBOOKS)" ]; then echo "no notebooks to run"; else \
 	  begin=$$(date +%s); \
-	  for nb in $(NOTEBOOKS); do \
-	    start=$$(date +%s); \
-	    TLCOURSE_STRICT_CHECKS=1 TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
-	      -o testpaths= $$nb || exit $$?; \
-	    echo "$$nb: $$(( $$(date +%s) - start )) s"; \
-	  done; \
+	  TLCOURSE_STRICT_CHECKS=1 TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -x -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	    -o testpaths= $(NOTEBOOKS); \
 	  echo "nbval: $$(( $$(date +%s) - begin )) s"; fi
 
 # Derived configs for builds into _build/<name> (paths made absolute, since the config file moves).
@@ -124,14 +122,22 @@ STRICT := -W -n --keep-going
 # that the HTML has the chapters' outputs and plots, and that no file of the no-solutions build holds
 # a line of a solution (book/_ext/leakscan.py, which that build also runs on itself) and its buttons
 # open the student notebooks; tests/test_browser.py opens both builds offline in
-# Chromium (/usr/bin/chromium). (Run alone, these builds execute what is missing.)
+# Chromium (/usr/bin/chromium). (Run alone, these builds execute what is missing: run `make nbval`
+# first, or both builds execute the same notebooks at once.)
 book-check: install
 	@mkdir -p _build && date +%s > _build/.book-check-start
 	sed $(ABS_PATHS) $(SHARED_CACHE) _config.yml > _build/_config.check.yml
-	TLCOURSE_STRICT_CHECKS=1 $(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT)
 	$(BIN)tlcourse assign --out _build/check-student --force
 	sed $(ABS_PATHS) $(SHARED_CACHE) $(call NO_SOLUTIONS,$(CURDIR)/_build/check-student) _config.yml > _build/_config.check-nosolutions.yml
-	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT)
+	@# The two builds at once (each is one Python process on its own output folder; both only read
+	@# the execution cache): the public book's log is printed after the no-solutions book's.
+	TLCOURSE_STRICT_CHECKS=1 $(BIN)jupyter-book build . --config _build/_config.check.yml --path-output _build/check $(STRICT) \
+	  > _build/check.log 2>&1 & public=$$!; \
+	$(BIN)jupyter-book build . --config _build/_config.check-nosolutions.yml --path-output _build/check-nosolutions $(STRICT) \
+	  && nosolutions=0 || nosolutions=$$?; \
+	wait $$public && public=0 || public=$$?; cat _build/check.log; \
+	echo "public book build: exit $$public; no-solutions book build: exit $$nosolutions"; \
+	test $$public -eq 0 && test $$nosolutions -eq 0
 	@grep -q 'class="exercise' _build/check-nosolutions/_build/html/book/01-what-is-transfer.html || (echo "the no-solutions build lost its exercises" && false)
 	TLCOURSE_NB_CACHE=$(NB_CACHE) $(PY) -m pytest -q -p no:cacheprovider -m book tests/test_book_build.py tests/test_browser.py
 	@echo "book-check: $$(( $$(date +%s) - $$(cat _build/.book-check-start) )) s"

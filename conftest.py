@@ -70,6 +70,14 @@ def pytest_runtest_teardown(item, nextitem):
     state = _NB_RUNS.pop(str(item.parent.fspath), {"failed": True})
     if state["failed"]:
         return
+    seconds = time.time() - state["start"]
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        # the notebook's time as it finishes (make nbval runs them in one session), past the capture
+        with capture.global_and_fixture_disabled():
+            reporter.write("\n")  # after the progress dots
+            reporter.write_line(f"{os.path.relpath(str(item.parent.fspath), ROOT)}: {seconds:.0f} s")
     import copy
 
     from jupyter_cache import get_cache
@@ -82,7 +90,7 @@ def pytest_runtest_teardown(item, nextitem):
             count += 1
             cell.execution_count = count
     source = ROOT / "book" / (Path(str(item.parent.fspath)).stem + ".md")
-    data = {"executed_by": "nbval", "execution_seconds": round(time.time() - state["start"], 1)}
+    data = {"executed_by": "nbval", "execution_seconds": round(seconds, 1)}
     slowest = sorted(state.get("cells", []), reverse=True)[:5]
     # Where a chapter's time goes: its slowest code cells (0-based code-cell index), in the summary.
     _SLOWEST.append(f"{source.stem}: slowest cells " + ", ".join(f"#{n} {t:.0f} s" for t, n in slowest))
