@@ -1,6 +1,7 @@
 # The two commands a newcomer types (see README.md):
 #   make book   set up, execute every chapter (automatic profile), build the HTML book
-#   make test   set up, lint (format, 100 columns), unit tests, every notebook through nbval (each chapter executed once; its
+#   make test   set up, lint (format, 100 columns), unit tests, chapter 5's gpu profile shrunk (make smoke: every
+#               chapter's), every notebook through nbval (each chapter executed once; its
 #               outputs go to the book's jupyter-cache), the student notebooks' exercise sections,
 #               strict book builds with and without solutions from those outputs (no re-execution)
 #
@@ -38,7 +39,7 @@ NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]-*.ipynb)
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install book book-nosolutions student test lint unit nbval student-check book-check sync clean data-bundle
+.PHONY: help install book book-nosolutions student test lint unit smoke nbval student-check book-check sync clean data-bundle
 help:
 	@echo "make book   - install, execute every chapter, build _build/html/index.html"
 	@echo "make test   - install, unit tests, nbval over notebooks/, student notebooks, strict book builds"
@@ -90,7 +91,16 @@ lint: install
 JOBS ?= 2
 XDIST = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS)
 unit: install
-	@$(TIMED) $(XDIST) --dist loadfile tests -q -p no:cacheprovider -m "not notebook and not book" || [ $$? -eq 5 ]
+	@$(TIMED) $(XDIST) --dist loadfile tests -q -p no:cacheprovider -m "not notebook and not book and not smoke" || [ $$? -eq 5 ]
+
+# Every chapter's gpu profile with its smoke sizes (TLCOURSE_SMOKE=1: a few steps, the same code
+# paths) on the CPU, two notebooks at a time with a thread each: no gpu-only branch waits for a GPU
+# to crash. All eleven take about 14 minutes on 2 cores, more than CI's time allows: `make test`
+# runs chapter 5's alone (SMOKE_ONLY, a pytest -k expression), the one gpu profile that swaps the
+# pretrained model; `make smoke` runs every chapter, `make test SMOKE_ONLY=` too.
+SMOKE_ONLY ?=
+smoke: install
+	@$(TIMED) $(XDIST) --dist load tests/test_smoke.py -q -rP -p no:cacheprovider -m smoke $(if $(SMOKE_ONLY),-k "$(SMOKE_ONLY)",)
 
 # Each chapter runs once, here; conftest.py stores every notebook that passed in the jupyter-cache
 # that the book builds read, so `make book-check` and `make book` reuse these outputs.
@@ -168,7 +178,8 @@ student: install
 student-check: install
 	@$(TIMED) $(XDIST) -q -rP -p no:cacheprovider -m notebook tests/test_student_notebooks.py tests/test_nbgrader.py || [ $$? -eq 5 ]
 
-test: lint unit nbval student-check book-check
+test: SMOKE_ONLY = 05-t5
+test: lint unit smoke nbval student-check book-check
 
 # Where the chapters get their data. `make test DATA_PATH=download` (CI's "Colab, simulated" pass)
 # runs nbval, student-check and book-check with TLCOURSE_DATA set but empty, which means "no data

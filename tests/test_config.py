@@ -52,6 +52,7 @@ def test_gpu_profile_without_a_gpu_says_so(monkeypatch, capsys):
 
 
 def test_select_per_profile_config(monkeypatch):
+    monkeypatch.delenv("TLCOURSE_SMOKE", raising=False)
     configs = {"cpu": {"steps": 10}, "gpu": {"steps": 1000}}
     monkeypatch.setenv("TLCOURSE_PROFILE", "gpu")
     assert config.select(configs) == {"steps": 1000}
@@ -59,3 +60,50 @@ def test_select_per_profile_config(monkeypatch):
     assert run.select(configs) == {"steps": 10}
     with pytest.raises(ConfigError, match="No config for profile 'gpu'; this chapter defines: cpu"):
         config.select({"cpu": 1}, "gpu")
+
+
+def test_smoke_run_shrinks_the_profile_with_the_chapters_function(monkeypatch, capsys):
+    configs = config.Profiles({"cpu": {"steps": 10}, "gpu": {"steps": 1000}}, smoke=lambda c: {**c, "steps": 2})
+    monkeypatch.delenv("TLCOURSE_SMOKE", raising=False)
+    assert config.select(configs, "gpu") == {"steps": 1000}
+    monkeypatch.setenv("TLCOURSE_SMOKE", "1")
+    assert config.select(configs, "gpu") == {"steps": 2} and configs["gpu"] == {"steps": 1000}
+    assert config.select(configs, "gpu", smoke=False) == {"steps": 1000}
+    run = tlcourse.setup(profile="gpu")
+    assert run.smoke and run.select(configs) == {"steps": 2}
+    assert "smoke run (TLCOURSE_SMOKE)" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="needs the chapter's smoke sizes"):
+        config.select({"cpu": 1}, "cpu")  # a plain dict has none
+
+
+def _leaves(cfg, prefix=""):
+    """(name, value) for every field of a (nested) config dataclass."""
+    import dataclasses
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, prefix + f.name + ".")
+        else:
+            yield prefix + f.name, value
+
+
+@pytest.mark.parametrize("module", [f"ch{n:02d}" for n in range(1, 12)])
+def test_every_chapters_smoke_sizes_keep_the_profiles_switches(module):
+    import importlib
+    import pkgutil
+
+    import tlcourse.chapters as chapters
+    name = next(m.name for m in pkgutil.iter_modules(chapters.__path__) if m.name.startswith(module + "_"))
+    ch = importlib.import_module(f"tlcourse.chapters.{name}")
+    assert isinstance(ch.CONFIGS, config.Profiles), f"{name}.CONFIGS has no smoke sizes"
+    for profile, cfg in ch.CONFIGS.items():
+        small = ch.CONFIGS.smoke(cfg)
+        assert type(small) is type(cfg) and small != cfg, (name, profile)
+        full, shrunk = dict(_leaves(cfg)), dict(_leaves(small))
+        # the switches (which model, which methods, on or off) are the profile's own
+        switches = {k for k, v in full.items() if isinstance(v, (bool, str)) or k in ("strategies", "ranks", "runs")}
+        assert {k: shrunk[k] for k in switches} == {k: full[k] for k in switches}, (name, profile)
+        # and nothing grows: every number is at most the profile's
+        for k, v in full.items():
+            if isinstance(v, int) and not isinstance(v, bool) and isinstance(shrunk[k], int) and v > 0:
+                assert shrunk[k] <= v, (name, profile, k)

@@ -292,3 +292,27 @@ def test_fit_sources_shortens_only_the_premise(tiny_t5):
     assert len(tok(sources[0])["input_ids"]) >= 22  # shortened no more than needed
     with pytest.raises(ValueError, match="raise max_len"):
         t5.fit_sources(tok, "rte", rows, max_len=5)
+
+
+def test_gpu_profile_falls_back_to_minilm_when_t5_cannot_be_loaded(monkeypatch, capsys, tmp_path):
+    from toy_t5 import save_toy_t5_v1_1
+
+    from tlcourse.chapters import ch05_t5 as ch
+
+    gpu = ch.CONFIGS["gpu"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TLCOURSE_MODEL_T5_V1_1_SMALL", raising=False)
+    monkeypatch.delenv("TLCOURSE_MODELS", raising=False)
+    cfg = ch.with_available_model(gpu)
+    note = capsys.readouterr().out
+    assert "t5-v1_1-small cannot be loaded here" in note and "TLCOURSE_MODEL_T5_V1_1_SMALL" in note
+    cpu = ch.CONFIGS["cpu"]
+    assert (cfg.warm, cfg.freeze_encoder, cfg.decoder_layers) == (cpu.warm, cpu.freeze_encoder, cpu.decoder_layers)
+    assert cfg.warm_mix == gpu.warm_mix and cfg.train_sizes == gpu.train_sizes  # the gpu sizes stay
+    assert ch.with_available_model(cpu) is cpu
+    # a saved copy (here a one-layer toy of the architecture) is used, and warm_start loads it
+    monkeypatch.setenv("TLCOURSE_MODEL_T5_V1_1_SMALL", str(save_toy_t5_v1_1(tmp_path)))
+    assert ch.with_available_model(gpu) is gpu and capsys.readouterr().out == ""
+    model, tok = ch.warm_start(gpu)
+    assert type(model).__name__ == "T5ForConditionalGeneration" and tok.eos_token == "</s>"
+    assert all(p.requires_grad for p in model.parameters())  # the gpu profile fine-tunes all of it

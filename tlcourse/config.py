@@ -13,13 +13,16 @@ import platform
 import random
 import warnings
 from dataclasses import dataclass
-from typing import Mapping, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
 
 PROFILES: tuple[str, ...] = ("cpu", "gpu")
 ENV_PROFILE = "TLCOURSE_PROFILE"
+# A smoke run (tests/test_smoke.py): the chosen profile's code paths with every size shrunk by the
+# chapter's ``Profiles.smoke``, so that the gpu profile's branches run on a CPU in seconds.
+ENV_SMOKE = "TLCOURSE_SMOKE"
 
 T = TypeVar("T")
 
@@ -63,15 +66,43 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def select(configs: Mapping[str, T], profile: str | None = None, what: str = "config") -> T:
+def smoke_run() -> bool:
+    """Whether ``$TLCOURSE_SMOKE`` asks for a smoke run (``1``, ``true`` or ``yes``)."""
+    return os.environ.get(ENV_SMOKE, "").strip().lower() in ("1", "true", "yes")
+
+
+class Profiles(dict):
+    """A chapter's config per profile (``{"cpu": ..., "gpu": ...}``), and ``smoke``: the function
+    that shrinks one of them to a few steps and a few rows for a smoke run, keeping every switch
+    (which models, which methods, which branches) as the profile has it."""
+
+    def __init__(self, configs: Mapping[str, T], smoke: Callable[[T], T]):
+        super().__init__(configs)
+        self.smoke = smoke
+
+
+def select(
+    configs: Mapping[str, T],
+    profile: str | None = None,
+    what: str = "config",
+    smoke: bool | None = None,
+) -> T:
     """Pick the entry of ``configs`` for ``profile`` (the active one by default), with a clear
-    error."""
+    error; in a smoke run (``smoke``, default ``$TLCOURSE_SMOKE``) shrunk by ``configs.smoke``."""
     name = profile_name(profile)
     if name not in configs:
         raise ConfigError(
             f"No {what} for profile {name!r}; this chapter defines: {', '.join(configs)}."
         )
-    return configs[name]
+    if not (smoke_run() if smoke is None else smoke):
+        return configs[name]
+    shrink = getattr(configs, "smoke", None)
+    if shrink is None:
+        raise ConfigError(
+            f"A smoke run ({ENV_SMOKE}=1) needs the chapter's smoke sizes, and this {what} has "
+            f"none: make it a tlcourse.config.Profiles(..., smoke=...), or unset {ENV_SMOKE}."
+        )
+    return shrink(configs[name])
 
 
 @dataclass(frozen=True)
@@ -81,11 +112,12 @@ class Run:
     profile: str
     device: torch.device
     seed: int
+    smoke: bool = False  # every size shrunk (``$TLCOURSE_SMOKE``): the numbers mean nothing
 
     def select(self, configs: Mapping[str, T], what: str = "config") -> T:
         """This run's entry of a chapter's per-profile configs (``CONFIGS[run.profile]``,
-        checked)."""
-        return select(configs, self.profile, what)
+        checked), shrunk in a smoke run."""
+        return select(configs, self.profile, what, smoke=self.smoke)
 
 
 def quiet_libraries() -> None:
@@ -115,7 +147,7 @@ def setup(seed: int = 0, profile: str | None = None, verbose: bool = True) -> Ru
     quiet_libraries()
     seed_everything(seed)
     device = pick_device(name)
-    run = Run(profile=name, device=device, seed=seed)
+    run = Run(profile=name, device=device, seed=seed, smoke=smoke_run())
     if verbose:
         print(describe(run))
     return run
@@ -135,5 +167,9 @@ def describe(run: Run) -> str:
     if run.profile == "gpu" and run.device.type == "cpu":
         lines.append(
             "note: no CUDA/MPS device found; the gpu profile's sizes will run slowly on the CPU"
+        )
+    if run.smoke:
+        lines.append(
+            f"smoke run ({ENV_SMOKE}): every size shrunk to a few steps; the numbers mean nothing"
         )
     return "\n".join(lines)

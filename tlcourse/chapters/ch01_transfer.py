@@ -19,13 +19,14 @@ after, measures catastrophic forgetting (Kirkpatrick et al. 2017).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..config import Profiles
 from .. import data, hub
 from ..bow import BagOfWords, classification_loss, finetune_eval, transfer_model
 from ..text import Vocab, tokenize
@@ -53,13 +54,28 @@ class TransferConfig:
     finetune_lr: float = 3e-3
 
 
-CONFIGS: dict[str, TransferConfig] = {
-    "cpu": TransferConfig(),
-    # More seeds and budgets (up to the whole label pool) for tighter error bars. The models stay
-    # this small on purpose: the chapter is about the protocol, and a bag-of-words network is
-    # faster on CPU cores than on a GPU, where kernel launches dominate.
-    "gpu": TransferConfig(seeds=10, budgets=(10, 20, 50, 100, 200, 400, 600)),
-}
+def smoke(cfg: TransferConfig) -> TransferConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        seeds=2,
+        budgets=(cfg.budgets[0], cfg.budgets[-1]),
+        pretrain_steps=10,
+        finetune_steps=5,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": TransferConfig(),
+        # More seeds and budgets (up to the whole label pool) for tighter error bars. The models
+        # stay this small on purpose: the chapter is about the protocol, and a bag-of-words
+        # network is faster on CPU cores than on a GPU, where kernel launches dominate.
+        "gpu": TransferConfig(seeds=10, budgets=(10, 20, 50, 100, 200, 400, 600)),
+    },
+    smoke=smoke,
+)
 
 # The source tasks of the chapter: name -> (loader, text column, what it is).
 SOURCES: dict[str, tuple[str, str, str]] = {

@@ -17,12 +17,13 @@ the differences between conditions are paired by seed (:func:`seed_table`).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from ..config import Profiles
 from ..bow import BagOfWords, finetune_eval
 from ..data import label_budget_indices
 from ..embeddings import Corpus, SGNSConfig, corpus_key
@@ -61,16 +62,34 @@ class EmbeddingChapterConfig:
     max_steps: int = 700  # with all 67,349 labels: 700 steps of 64, about two thirds of a pass
 
 
-CONFIGS: dict[str, EmbeddingChapterConfig] = {
-    "cpu": EmbeddingChapterConfig(),
-    "gpu": EmbeddingChapterConfig(
-        corpus_words=None,
-        sgns=SGNSConfig(epochs=10),
-        glove=GloVeConfig(epochs=25),
-        seeds=10,
-        max_steps=1000,
-    ),
-}
+def smoke(cfg: EmbeddingChapterConfig) -> EmbeddingChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        corpus_words=0 if cfg.corpus_words == 0 else 20_000,
+        sgns=replace(cfg.sgns, epochs=1),
+        glove=replace(cfg.glove, epochs=1),
+        budgets=(cfg.budgets[0], cfg.budgets[-1]),
+        seeds=2,
+        min_steps=5,
+        max_steps=10,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": EmbeddingChapterConfig(),
+        "gpu": EmbeddingChapterConfig(
+            corpus_words=None,
+            sgns=SGNSConfig(epochs=10),
+            glove=GloVeConfig(epochs=25),
+            seeds=10,
+            max_steps=1000,
+        ),
+    },
+    smoke=smoke,
+)
 
 
 def encode(vocab: Vocab, sentences: Sequence[str], max_len: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ import copy
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Profiles
 from .. import hub, probes
 from ..elmo import BiLM, BiLMConfig, layer_features, make_batch
 from ..probes import HeadConfig, ProbeTask
@@ -69,18 +70,39 @@ class ElmoChapterConfig:
     gpt_lr: float = 1e-3
 
 
-CONFIGS = {
-    "cpu": ElmoChapterConfig(),
-    "gpu": ElmoChapterConfig(
-        corpus_words=None,
-        pretrain_steps=3000,
-        upos_pool=12544,
-        upos_budgets=(50, 200, 1000, 12544),
-        upos_seeds=5,
-        gpt_seeds=5,
-        gpt_steps=300,
-    ),
-}
+def smoke(cfg: ElmoChapterConfig) -> ElmoChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        corpus_words=0 if cfg.corpus_words == 0 else 20_000,
+        heldout=100,
+        pretrain_steps=5,
+        upos_pool=300,
+        upos_budgets=(50, 300) if cfg.upos_budgets[-1] == cfg.upos_pool else (50, 200),
+        upos_seeds=2,
+        head=replace(cfg.head, steps=5),
+        gpt_seeds=2,
+        gpt_train=200,
+        gpt_steps=5,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": ElmoChapterConfig(),
+        "gpu": ElmoChapterConfig(
+            corpus_words=None,
+            pretrain_steps=3000,
+            upos_pool=12544,
+            upos_budgets=(50, 200, 1000, 12544),
+            upos_seeds=5,
+            gpt_seeds=5,
+            gpt_steps=300,
+        ),
+    },
+    smoke=smoke,
+)
 
 
 # --------------------------------------------------------------------------------------------

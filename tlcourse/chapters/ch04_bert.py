@@ -24,13 +24,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..config import Profiles
 from .. import data, hub, mlm, probes, text, wordpiece
 from ..finetune import FinetuneConfig, encode, finetune_classifier
 from ..mlm import TinyBertConfig
@@ -96,38 +97,66 @@ class BertChapterConfig:
     probe_steps: int = 300
 
 
-CONFIGS = {
-    "cpu": BertChapterConfig(),
-    "gpu": BertChapterConfig(
-        corpus_words=None,
-        vocab_size=30_522,  # BERT's size: 8,000 pieces of 22 M words split the probes' names
-        bert=TinyBertConfig(max_len=64, batch=128, steps=20_000, lr=1e-3),
-        tag_budgets=(50, 200, 1000, 4000),
-        tag_seeds=5,
-        tag_test=2001,
-        tagger=FinetuneConfig(
-            epochs=4.0, min_steps=300, max_steps=1000, batch=32, lr=1e-3, max_len=64
+def smoke(cfg: BertChapterConfig) -> BertChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    quick = dict(min_steps=1, max_steps=4)
+    return replace(
+        cfg,
+        corpus_words=0 if cfg.corpus_words == 0 else 20_000,
+        bert=replace(cfg.bert, steps=5, warmup=1),
+        tag_budgets=cfg.tag_budgets[:2],
+        tag_seeds=2,
+        tag_test=100,
+        tagger=replace(cfg.tagger, **quick),
+        budgets=tuple(b // 10 for b in cfg.budgets[:2]),
+        seeds=2,
+        tiny_finetune=replace(cfg.tiny_finetune, **quick),
+        minilm_finetune=replace(cfg.minilm_finetune, **quick),
+        rte_train=64,
+        rte_seeds=2,
+        rte_finetune=replace(cfg.rte_finetune, **quick),
+        probe_train=100,
+        probe_test=100,
+        probe_steps=5,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": BertChapterConfig(),
+        "gpu": BertChapterConfig(
+            corpus_words=None,
+            vocab_size=30_522,  # BERT's size: 8,000 pieces of 22 M words split the probes' names
+            bert=TinyBertConfig(max_len=64, batch=128, steps=20_000, lr=1e-3),
+            tag_budgets=(50, 200, 1000, 4000),
+            tag_seeds=5,
+            tag_test=2001,
+            tagger=FinetuneConfig(
+                epochs=4.0, min_steps=300, max_steps=1000, batch=32, lr=1e-3, max_len=64
+            ),
+            budgets=(500, 2000, 8000),
+            seeds=5,
+            minilm_finetune=FinetuneConfig(
+                lr=5e-5, head_lr_scale=10.0, epochs=2.0, min_steps=50, max_steps=500
+            ),
+            rte_train=2490,
+            rte_finetune=FinetuneConfig(
+                lr=3e-5,
+                head_lr_scale=10.0,
+                epochs=3.0,
+                batch=16,
+                max_len=128,
+                min_steps=1,
+                max_steps=1000,
+            ),
+            probe_train=12544,
+            probe_test=2001,
+            probe_steps=1500,
         ),
-        budgets=(500, 2000, 8000),
-        seeds=5,
-        minilm_finetune=FinetuneConfig(
-            lr=5e-5, head_lr_scale=10.0, epochs=2.0, min_steps=50, max_steps=500
-        ),
-        rte_train=2490,
-        rte_finetune=FinetuneConfig(
-            lr=3e-5,
-            head_lr_scale=10.0,
-            epochs=3.0,
-            batch=16,
-            max_len=128,
-            min_steps=1,
-            max_steps=1000,
-        ),
-        probe_train=12544,
-        probe_test=2001,
-        probe_steps=1500,
-    ),
-}
+    },
+    smoke=smoke,
+)
 
 
 # --------------------------------------------------------------------------------------------

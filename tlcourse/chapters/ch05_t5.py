@@ -16,12 +16,13 @@ encoder-decoder, and what mixing a low-resource task with another task does to i
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..config import Profiles
 from .. import data, hub, t5
 from ..t5_train import (
     MixConfig,
@@ -93,19 +94,35 @@ class T5ChapterConfig:
         }
 
 
-CONFIGS = {
-    "cpu": T5ChapterConfig(),
-    "gpu": T5ChapterConfig(
-        tiny=TinyT5Config(d_model=256, layers=4, heads=4, d_ff=1024),
-        span=MixConfig(steps=10_000, batch=128, lr=2e-3),
-        train_sizes={"sst2": None, "rte": None, "ag_news": None, "reviews": 20},
-        test_sizes={"sst2": None, "rte": None, "ag_news": None, "reviews": None},
-        warm="t5-v1_1-small",
-        freeze_encoder=False,
-        warm_mix=MixConfig(steps=1000, batch=64, lr=3e-4),
-        seeds=5,
-    ),
-}
+def smoke(cfg: T5ChapterConfig) -> T5ChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        span=replace(cfg.span, steps=5, batch=8),
+        train_sizes={"sst2": 160, "rte": 40, "ag_news": 160, "reviews": 20},
+        test_sizes={"sst2": 80, "rte": 40, "ag_news": 80, "reviews": 80},
+        warm_mix=replace(cfg.warm_mix, steps=5, batch=8),
+        seeds=2,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": T5ChapterConfig(),
+        "gpu": T5ChapterConfig(
+            tiny=TinyT5Config(d_model=256, layers=4, heads=4, d_ff=1024),
+            span=MixConfig(steps=10_000, batch=128, lr=2e-3),
+            train_sizes={"sst2": None, "rte": None, "ag_news": None, "reviews": 20},
+            test_sizes={"sst2": None, "rte": None, "ag_news": None, "reviews": None},
+            warm="t5-v1_1-small",
+            freeze_encoder=False,
+            warm_mix=MixConfig(steps=1000, batch=64, lr=3e-4),
+            seeds=5,
+        ),
+    },
+    smoke=smoke,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,6 +213,34 @@ def span_pretrained(
     return hub.cached_module(
         "ch05-span-t5", key, lambda: tiny_t5(cfg.tiny, tokenizer), train, verbose=progress
     )
+
+
+def with_available_model(cfg: T5ChapterConfig) -> T5ChapterConfig:
+    """``cfg`` if its pretrained model can be loaded here; otherwise the cpu profile's warm start
+    from MiniLM (frozen encoder, two decoder layers) with ``cfg``'s sizes, and a printed note.
+
+    The gpu profile's ``google/t5-v1_1-small`` comes from the hub: a run offline without a saved
+    copy (``TLCOURSE_MODEL_T5_V1_1_SMALL``) goes on with MiniLM rather than stopping.
+    """
+    if cfg.warm == "minilm":
+        return cfg
+    try:
+        hub.resolve(cfg.warm)
+    except hub.ModelNotFoundError as err:
+        cpu = T5ChapterConfig()
+        print(
+            f"note: {cfg.warm} cannot be loaded here ({str(err).splitlines()[0]}), so this run "
+            "warm-starts from MiniLM as the cpu profile does, with this profile's sizes. "
+            f"{str(err).splitlines()[-1]}"
+        )
+        return replace(
+            cfg,
+            warm=cpu.warm,
+            freeze_encoder=cpu.freeze_encoder,
+            decoder_layers=cpu.decoder_layers,
+            decoder_dropout=cpu.decoder_dropout,
+        )
+    return cfg
 
 
 def warm_start(cfg: T5ChapterConfig, seed: int = 0):

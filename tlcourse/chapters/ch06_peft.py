@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
+from ..config import Profiles
 from .. import hub
 from ..adapters import PromptTuning, bitfit, insert_adapters
 from ..features import mean_pool
@@ -72,19 +73,38 @@ class PeftChapterConfig:
     seeds: int = 3
 
 
-CONFIGS = {
-    "cpu": PeftChapterConfig(),
-    "gpu": PeftChapterConfig(
-        train_size=8000,
-        ag_train=8000,
-        ag_test=2000,
-        test_size=872,
-        seeds=5,
-        ranks=(1, 2, 4, 8, 16),
-        with_adapters=True,
-        finetune=FinetuneConfig(epochs=2.0, min_steps=10, max_steps=10_000, batch=32, max_len=128),
-    ),
-}
+def smoke(cfg: PeftChapterConfig) -> PeftChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        train_size=128,
+        test_size=64,
+        ag_train=64,
+        ag_test=32,
+        finetune=replace(cfg.finetune, min_steps=2, max_steps=4),
+        seeds=2,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": PeftChapterConfig(),
+        "gpu": PeftChapterConfig(
+            train_size=8000,
+            ag_train=8000,
+            ag_test=2000,
+            test_size=872,
+            seeds=5,
+            ranks=(1, 2, 4, 8, 16),
+            with_adapters=True,
+            finetune=FinetuneConfig(
+                epochs=2.0, min_steps=10, max_steps=10_000, batch=32, max_len=128
+            ),
+        ),
+    },
+    smoke=smoke,
+)
 
 
 def methods(cfg: PeftChapterConfig) -> list[str]:

@@ -15,13 +15,14 @@ head fitted on the support set).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..config import Profiles
 from .. import hub
 from ..episodes import (
     Episodes,
@@ -96,13 +97,27 @@ class MetaChapterConfig:
     text: TextConfig = field(default_factory=TextConfig)
 
 
-CONFIGS = {
-    "cpu": MetaChapterConfig(),
-    "gpu": MetaChapterConfig(
-        omniglot=OmniglotConfig(channels=64, images=720_000, maml_batch=16, test_episodes=600),
-        text=TextConfig(episodes=500),
-    ),
-}
+def smoke(cfg: MetaChapterConfig) -> MetaChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        sinusoid=replace(cfg.sinusoid, iterations=10, test_tasks=10),
+        omniglot=replace(cfg.omniglot, images=2_000, head_steps=5, test_episodes=4),
+        text=replace(cfg.text, per_class=40, episodes=10),
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": MetaChapterConfig(),
+        "gpu": MetaChapterConfig(
+            omniglot=OmniglotConfig(channels=64, images=720_000, maml_batch=16, test_episodes=600),
+            text=TextConfig(episodes=500),
+        ),
+    },
+    smoke=smoke,
+)
 SINUSOID_LEARNERS = ("MAML", "first-order MAML", "Reptile", "pretrained")
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..config import Profiles
 from .. import data, hub
 from ..distill import (
     TEACHER,
@@ -70,24 +71,43 @@ class DistillChapterConfig:
     throughput_batch: int = 64
 
 
-CONFIGS = {
-    "cpu": DistillChapterConfig(),
-    "gpu": DistillChapterConfig(
-        labelled=4000,
-        unlabelled=6001,  # the rest of the 10,001 training articles
-        test=None,
-        teacher=FinetuneConfig(
-            epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=5e-5, max_len=128
+def smoke(cfg: DistillChapterConfig) -> DistillChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    quick = dict(epochs=1.0, min_steps=2, max_steps=3)
+    return replace(
+        cfg,
+        labelled=200,
+        unlabelled=200,
+        test=200,
+        teacher=replace(cfg.teacher, **quick),
+        half=replace(cfg.half, **quick),
+        bag=replace(cfg.bag, **quick),
+        seeds=2,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": DistillChapterConfig(),
+        "gpu": DistillChapterConfig(
+            labelled=4000,
+            unlabelled=6001,  # the rest of the 10,001 training articles
+            test=None,
+            teacher=FinetuneConfig(
+                epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=5e-5, max_len=128
+            ),
+            half=FinetuneConfig(
+                epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=1e-4, max_len=128
+            ),
+            bag=FinetuneConfig(
+                epochs=10.0, min_steps=10, max_steps=10_000, batch=32, lr=3e-3, max_len=128
+            ),
+            seeds=10,
         ),
-        half=FinetuneConfig(
-            epochs=2.0, min_steps=10, max_steps=10_000, batch=32, lr=1e-4, max_len=128
-        ),
-        bag=FinetuneConfig(
-            epochs=10.0, min_steps=10, max_steps=10_000, batch=32, lr=3e-3, max_len=128
-        ),
-        seeds=10,
-    ),
-}
+    },
+    smoke=smoke,
+)
 
 
 def splits(cfg: DistillChapterConfig, tokenizer) -> dict[str, dict[str, torch.Tensor]]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import copy
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
 
+from ..config import Profiles
 from .. import data, hub
 from ..finetune import FinetuneConfig, encode, evaluate, finetune_classifier, minilm_classifier
 from ..strategies import (
@@ -95,20 +96,42 @@ class FinetuningChapterConfig:
     )  # fmt: skip
 
 
-CONFIGS = {
-    "cpu": FinetuningChapterConfig(),
-    "gpu": FinetuningChapterConfig(
-        source_train=8000,
-        source_test=872,
-        target_train=1024,
-        target_test=2000,
-        budgets=(32, 128, 512, 1024),
-        seeds=5,
-        strategies=(*FinetuningChapterConfig.strategies, "discriminative rates"),
-        surgical_train=512,
-        surgical_blocks=None,
-    ),
-}
+def smoke(cfg: FinetuningChapterConfig) -> FinetuningChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    quick = dict(min_steps=2, max_steps=3)
+    return replace(
+        cfg,
+        source_train=128,
+        source_test=64,
+        source=replace(cfg.source, **quick),
+        target_train=64,
+        target_test=64,
+        target=replace(cfg.target, **quick),
+        budgets=(32, 64),
+        seeds=2,
+        surgical_train=32,
+        surgical=replace(cfg.surgical, **quick),
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": FinetuningChapterConfig(),
+        "gpu": FinetuningChapterConfig(
+            source_train=8000,
+            source_test=872,
+            target_train=1024,
+            target_test=2000,
+            budgets=(32, 128, 512, 1024),
+            seeds=5,
+            strategies=(*FinetuningChapterConfig.strategies, "discriminative rates"),
+            surgical_train=512,
+            surgical_blocks=None,
+        ),
+    },
+    smoke=smoke,
+)
 
 
 def source_model(cfg: FinetuningChapterConfig, tokenizer, device="cpu") -> torch.nn.Module:

@@ -23,12 +23,13 @@ from __future__ import annotations
 import copy
 import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..config import Profiles
 from .. import hub, mlm, text, wordpiece
 from ..data import load_ag_news, load_omniglot
 from ..episodes import Episodes, omniglot_images
@@ -97,28 +98,51 @@ class SelfSupervisedChapterConfig:
     text_test: int = 500
 
 
-CONFIGS = {
-    "cpu": SelfSupervisedChapterConfig(),
-    "gpu": SelfSupervisedChapterConfig(
-        channels=64,
-        steps=2000,
-        lr=1e-3,
-        batch=256,
-        seeds=5,
-        episodes=1000,
-        probe_episodes=1000,
-        finetune_episodes=200,
-        finetune_steps=20,
-        temperatures=(0.05, 0.1, 0.2, 0.5, 1.0),
-        knob_batches=(32, 128, 256, 512),
-        corpus_words=None,
-        bert_vocab=30_522,
-        bert=mlm.TinyBertConfig(max_len=64, batch=128, steps=20_000, lr=1e-3),
-        simcse_steps=1000,
-        text_train=4000,
-        text_test=4000,
-    ),
-}
+def smoke(cfg: SelfSupervisedChapterConfig) -> SelfSupervisedChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        steps=4,
+        batch=64,
+        seeds=2,
+        episodes=10,
+        probe_episodes=5,
+        finetune_episodes=2,
+        finetune_steps=2,
+        corpus_words=0 if cfg.corpus_words == 0 else 20_000,
+        bert=replace(cfg.bert, steps=5, warmup=1),
+        simcse_steps=3,
+        text_train=100,
+        text_test=100,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": SelfSupervisedChapterConfig(),
+        "gpu": SelfSupervisedChapterConfig(
+            channels=64,
+            steps=2000,
+            lr=1e-3,
+            batch=256,
+            seeds=5,
+            episodes=1000,
+            probe_episodes=1000,
+            finetune_episodes=200,
+            finetune_steps=20,
+            temperatures=(0.05, 0.1, 0.2, 0.5, 1.0),
+            knob_batches=(32, 128, 256, 512),
+            corpus_words=None,
+            bert_vocab=30_522,
+            bert=mlm.TinyBertConfig(max_len=64, batch=128, steps=20_000, lr=1e-3),
+            simcse_steps=1000,
+            text_train=4000,
+            text_test=4000,
+        ),
+    },
+    smoke=smoke,
+)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import torch
 from torch import nn
 
+from ..config import Profiles
 from .. import hub, icl
 from ..data import load_sst2, load_uci_sentiment
 from ..episodes import ag_news_pool
@@ -79,17 +80,39 @@ class MultitaskChapterConfig:
     ridge_alpha: float = 0.25  # the Bayes-optimal ridge for the noisy-label prompts (noise 0.5)
 
 
-CONFIGS = {
-    "cpu": MultitaskChapterConfig(),
-    "gpu": MultitaskChapterConfig(
-        seeds=10,
-        partner_train=4000,
-        bow_partner=40_000,
-        bow_steps=1000,
-        icl=icl.ICLConfig(dim=8, k=24, width=128, layers=4, steps=10_000, lr=1e-3),
-        icl_prompts=4000,
-    ),
-}
+def smoke(cfg: MultitaskChapterConfig) -> MultitaskChapterConfig:
+    """``cfg`` shrunk for a smoke run (``TLCOURSE_SMOKE=1``): a few steps and rows, the same
+    switches and code paths."""
+    return replace(
+        cfg,
+        seeds=2,
+        target_test=100,
+        partner_train=200,
+        partner_test=50,
+        ag_per_class=50,
+        steps=10,
+        bow_partner=500,
+        bow_steps=10,
+        icl=replace(cfg.icl, steps=10),
+        icl_seeds=2,
+        icl_prompts=50,
+    )
+
+
+CONFIGS = Profiles(
+    {
+        "cpu": MultitaskChapterConfig(),
+        "gpu": MultitaskChapterConfig(
+            seeds=10,
+            partner_train=4000,
+            bow_partner=40_000,
+            bow_steps=1000,
+            icl=icl.ICLConfig(dim=8, k=24, width=128, layers=4, steps=10_000, lr=1e-3),
+            icl_prompts=4000,
+        ),
+    },
+    smoke=smoke,
+)
 
 
 # --------------------------------------------------------------------------------------------
