@@ -21,7 +21,7 @@ import torch
 PROFILES: tuple[str, ...] = ("cpu", "gpu")
 ENV_PROFILE = "TLCOURSE_PROFILE"
 # A smoke run (tests/test_smoke.py): the chosen profile's code paths with every size shrunk by the
-# chapter's ``Profiles.smoke``, so that the gpu profile's branches run on a CPU in seconds.
+# chapter's ``Profiles.smoke``: the gpu profile's branches on a CPU, one to three minutes a chapter.
 ENV_SMOKE = "TLCOURSE_SMOKE"
 
 T = TypeVar("T")
